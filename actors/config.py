@@ -1,0 +1,76 @@
+"""Typed configuration of the Ray roles: reward pools, rollout workers, learner group."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PoolConfig:
+    """One reward pool: N replicas of one teacher, sized and placed on its own."""
+
+    replicas: int = 1
+    """Number of replica actors."""
+    num_cpus: float = 0.25
+    """CPUs reserved per replica (fractions allowed)."""
+    num_gpus: float = 0.0
+    """GPUs reserved per replica (fractions allowed)."""
+    max_batch: int = 8
+    """Most samples a replica grades in one call."""
+    max_wait_s: float = 0.05
+    """Longest a partial batch waits for more samples before it is sent."""
+    call_timeout_s: float = 120.0
+    """A replica call slower than this counts as failed: the replica is restarted, the batch retried."""
+    max_retries: int = 3
+    """Retries of one batch before the pool gives up and raises."""
+    max_queue: int = 1024
+    """Backpressure: submitting more pending samples than this blocks the caller."""
+
+
+@dataclass
+class PoolsConfig:
+    """Pool sizing per teacher."""
+
+    semantic: PoolConfig = field(default_factory=PoolConfig)
+    """Pool of the semantic teacher."""
+    timing: PoolConfig = field(default_factory=PoolConfig)
+    """Pool of the timing teacher."""
+    aesthetic: PoolConfig = field(default_factory=PoolConfig)
+    """Pool of the aesthetic teacher."""
+    spatial: PoolConfig = field(default_factory=PoolConfig)
+    """Pool of the spatial teacher."""
+
+
+@dataclass
+class RolloutConfig:
+    """Rollout workers: each holds a policy copy at a known weight version."""
+
+    num_workers: int = 2
+    """Number of rollout actors."""
+    num_cpus: float = 0.5
+    """CPUs per rollout actor."""
+    num_gpus: float = 0.0
+    """GPUs per rollout actor."""
+    torch_threads: int = 1
+    """torch intra-op threads inside each rollout actor."""
+
+
+@dataclass
+class LearnerConfig:
+    """The DeepSpeed learner group."""
+
+    num_ranks: int = 2
+    """Data-parallel ranks (each a Ray actor in one placement group)."""
+    zero_stage: int = 2
+    """DeepSpeed ZeRO stage: 1, 2 or 3."""
+    backend: str = "auto"
+    """Collective backend: `gloo` (CPU), `nccl` (GPU) or `auto` (nccl when GPUs are assigned)."""
+    dtype: str = "fp32"
+    """Training precision: `fp32` or `bf16`."""
+    num_cpus: float = 0.5
+    """CPUs per learner rank."""
+    num_gpus: float = 0.0
+    """GPUs per learner rank."""
+    torch_threads: int = 1
+    """torch intra-op threads inside each rank."""
+    placement_strategy: str = "PACK"
+    """Placement group strategy for the ranks: PACK, SPREAD, STRICT_PACK or STRICT_SPREAD."""

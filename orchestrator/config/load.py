@@ -1,0 +1,153 @@
+"""Build a typed `PrismConfig` from a preset (or YAML path) and dotted command-line overrides.
+
+Every problem (an unknown key, a value of the wrong type, a bad enum value) stops here, before
+any work, with a `ConfigError` naming the key and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from orchestrator.config.schema import PrismConfig
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.on_bad_clip": ("error", "skip"),
+    "data.synth.audio_format": ("wav", "flac"),
+    "sampler.schedule": ("fast_grpo", "flow_grpo", "mix_grpo"),
+    "rewards.combine": ("sum_then_normalize", "normalize_then_sum"),
+    "rewards.on_bad_grade": ("error", "drop"),
+    "train.mode": ("sync", "async"),
+    "grpo.adv_std": ("batch", "group"),
+    "learner.backend": ("auto", "gloo", "nccl"),
+    "learner.dtype": ("fp32", "bf16"),
+    "learner.placement_strategy": ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"),
+    "policy.text_encoder.kind": ("builtin", "transformers"),
+}
+"""Keys whose value must be one of a fixed set."""
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the key at fault in the message."""
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled YAML presets."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _allowed_keys(node: Any, dotted: str) -> str:
+    """'allowed under X: ...' for the deepest existing parent of a dotted key."""
+    parts = dotted.split(".")[:-1]
+    while True:
+        parent = ".".join(parts)
+        try:
+            sub = OmegaConf.select(node, parent) if parent else node
+        except OmegaConfBaseException:
+            sub = None
+        if isinstance(sub, DictConfig):
+            return f"allowed under '{parent or '<root>'}': " + ", ".join(str(k) for k in sub.keys())
+        if not parts:
+            return ""
+        parts.pop()
+
+
+def _merge(base: DictConfig, other: DictConfig, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)
+    except ConfigKeyError as e:
+        key = getattr(e, "full_key", None) or str(e)
+        raise ConfigError(f"{source}: unknown config key '{key}'; {_allowed_keys(base, key)}") from None
+    except ValidationError as e:
+        key = getattr(e, "full_key", "?")
+        expected = ""
+        try:
+            expected = type(OmegaConf.select(base, key)).__name__
+        except OmegaConfBaseException:
+            pass
+        raise ConfigError(
+            f"{source}: config key '{key}' got a value of the wrong type"
+            f"{' (expects ' + expected + ')' if expected else ''}: {e.msg.splitlines()[0]}"
+        ) from None
+
+
+def _load_preset(name_or_path: str) -> DictConfig:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise ConfigError(
+            f"config '{name_or_path}' is neither a preset ({', '.join(preset_names())}) nor a YAML file"
+        )
+    loaded = OmegaConf.load(path)
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"config file {path} must hold a mapping at the top")
+    return loaded
+
+
+def _check_choices(cfg: DictConfig) -> None:
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"config key '{key}' is {value!r}; allowed: {', '.join(allowed)}")
+
+
+def default_run_dir(command: str) -> str:
+    """runs/<command>-<timestamp> under the current directory."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join("runs", f"{command}-{stamp}")
+
+
+def load_config(
+    preset: str | None = "demo",
+    overrides: Iterable[str] = (),
+    command: str = "run",
+) -> PrismConfig:
+    """A typed config: defaults, then the preset or YAML file, then `key=value` overrides."""
+    cfg: DictConfig = OmegaConf.structured(PrismConfig)
+    if preset:
+        cfg = _merge(cfg, _load_preset(preset), f"preset '{preset}'")
+    overrides = list(overrides)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        key = item.split("=", 1)[0]
+        if "." in key and not isinstance(OmegaConf.select(cfg, key.rsplit(".", 1)[0]), DictConfig):
+            raise ConfigError(f"command line: unknown config key '{key}'; {_allowed_keys(cfg, key)}")
+    if overrides:
+        cfg = _merge(cfg, OmegaConf.from_dotlist(overrides), "command line")
+    _check_choices(cfg)
+    if not cfg.run_dir:
+        cfg.run_dir = default_run_dir(command)
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def to_dict(cfg: PrismConfig) -> dict[str, Any]:
+    """Plain nested dict of a config (for JSON, MLflow params, Ray actor arguments)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict[str, Any]) -> PrismConfig:
+    """Inverse of `to_dict`, validated like a preset."""
+    cfg = _merge(OmegaConf.structured(PrismConfig), OmegaConf.create(data), "saved config")
+    _check_choices(cfg)
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted-key view of a nested dict (for MLflow params)."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

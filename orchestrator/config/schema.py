@@ -1,0 +1,154 @@
+"""The root configuration of every `prismrl` command: typed dataclasses, one docstring per field.
+
+Sections live next to the code they configure (policies/config.py, rewards/config.py,
+actors/config.py, orchestrator/data/config.py); this module composes them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from actors.config import LearnerConfig, PoolsConfig, RolloutConfig
+from orchestrator.data.config import DataConfig
+from policies.config import PolicyConfig, SamplerConfig
+from rewards.config import RewardsConfig
+
+
+@dataclass
+class GRPOConfig:
+    """Fast-GRPO optimisation (PrismAudio's values are the `cluster` preset's defaults)."""
+
+    steps: int = 200
+    """Learner steps (one step = one batch of prompts, all groups, all window transitions)."""
+    prompts_per_step: int = 8
+    """Distinct clips per step."""
+    group_size: int = 16
+    """G: samples per prompt; advantages are relative within a group."""
+    lr: float = 1e-5
+    """AdamW learning rate."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient-norm clip."""
+    clip_range: float = 1e-4
+    """PPO clip range on the ratio exp(logp - logp_old)."""
+    adv_clip: float = 5.0
+    """Advantages are clipped to +-adv_clip."""
+    adv_eps: float = 1e-4
+    """Added to the std in the advantage denominator."""
+    adv_std: str = "batch"
+    """Advantage denominator: `batch` (PrismAudio: std over the whole batch) or `group`."""
+    kl_beta: float = 0.04
+    """Weight of the KL penalty to the frozen reference policy."""
+    minibatch_size: int = 16
+    """Transitions per learner micro-batch (per rank)."""
+    inner_epochs: int = 1
+    """Passes over each step's experience."""
+    ema_decay: float = 0.99
+    """EMA of the weights, used for evaluation and `val_*`."""
+
+
+@dataclass
+class TrainConfig:
+    """The controller loop."""
+
+    mode: str = "sync"
+    """`sync` (on-policy) or `async` (rollout of step n+1 overlaps training of step n)."""
+    max_staleness: int = 1
+    """async: most weight versions an experience may lag behind the learner."""
+    checkpoint_every: int = 50
+    """Steps between full-state checkpoints (0 = only at the end)."""
+    checkpoint_dir: Optional[str] = None
+    """Where checkpoints go (local or s3://); None = <run_dir>/checkpoints."""
+    keep_checkpoints: int = 2
+    """Complete checkpoints kept; older ones are deleted."""
+    resume: str = "none"
+    """`none`, `auto` (latest complete checkpoint in checkpoint_dir, if any) or a checkpoint path."""
+    val_every: int = 0
+    """Steps between validation passes logged to MLflow (0 = only before and after)."""
+    val_clips: int = 16
+    """Validation clips graded per validation pass."""
+    media_clips: int = 2
+    """Validation clips whose audio, spectrogram and CoT are logged to MLflow."""
+
+
+@dataclass
+class PretrainConfig:
+    """Supervised flow-matching pretraining of the policy (`prismrl pretrain`)."""
+
+    steps: int = 2000
+    """Optimizer steps."""
+    batch_size: int = 16
+    """Clips per step."""
+    lr: float = 1e-3
+    """AdamW learning rate (cosine decay with warm-up)."""
+    warmup: int = 100
+    """Warm-up steps."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    val_every: int = 250
+    """Steps between validation-loss measurements and checkpoints."""
+    time_budget_s: float = 0.0
+    """Stop after this many seconds (0 = no limit); a checkpoint is written at the stop."""
+    torch_threads: int = 2
+    """torch intra-op threads."""
+
+
+@dataclass
+class TrackingConfig:
+    """Where metrics and artifacts go."""
+
+    tracking_uri: Optional[str] = None
+    """MLflow tracking URI; None = sqlite:///<run_dir>/mlflow.db."""
+    experiment: str = "prismrl"
+    """MLflow experiment name."""
+    run_name: Optional[str] = None
+    """MLflow run name; None = the run dir's name."""
+    progress: bool = True
+    """Show a progress bar in the terminal."""
+
+
+@dataclass
+class RayConfig:
+    """How the controller reaches Ray."""
+
+    address: Optional[str] = None
+    """Cluster address; None = RAY_ADDRESS if set, else a local Ray started on 127.0.0.1."""
+    num_cpus: Optional[float] = None
+    """CPUs of a local Ray (None = all)."""
+    object_store_mb: int = 1024
+    """Object store size of a local Ray, in MiB."""
+
+
+@dataclass
+class PrismConfig:
+    """Everything a PrismRL command reads."""
+
+    run_dir: str = ""
+    """Where the command writes; empty = runs/<command>-<timestamp>."""
+    seed: int = 0
+    """Seed of the run's generators (data order, windows, noise)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """The data set."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """The generator."""
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    """Sampling and exploration schedule."""
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    """Teachers and combination."""
+    pools: PoolsConfig = field(default_factory=PoolsConfig)
+    """Reward pool sizing."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """Rollout workers."""
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    """DeepSpeed learner group."""
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    """Fast-GRPO optimisation."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Controller loop."""
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    """Supervised pretraining."""
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    """MLflow."""
+    ray: RayConfig = field(default_factory=RayConfig)
+    """Ray connection."""

@@ -1,0 +1,77 @@
+"""Typed configuration of the policy (the video-to-audio generator) and its sampler."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class TextEncoderConfig:
+    """How CoT text becomes tokens for the generator."""
+
+    kind: str = "builtin"
+    """`builtin`: a word-level tokenizer and embedding trained with the model (laptop, tests);
+    `transformers`: a T5-family encoder loaded from `path` (clusters), kept frozen."""
+    path: Optional[str] = None
+    """Local directory of a transformers encoder (required when kind=transformers)."""
+    max_tokens_per_module: int = 24
+    """Tokens kept per CoT module; longer text is truncated."""
+    vocab_size: int = 512
+    """Size of the builtin tokenizer's vocabulary (hashed words)."""
+
+
+@dataclass
+class PolicyConfig:
+    """The built-in DiT generator; sizes of the `demo` preset run on 2 CPU cores."""
+
+    kind: str = "small_dit"
+    """Registered policy class name."""
+    checkpoint: Optional[str] = None
+    """Pretrained checkpoint directory (from `prismrl pretrain`) to start from; None = random init."""
+    sample_rate: int = 16000
+    """Audio sample rate the policy generates, in Hz."""
+    duration_s: float = 2.0
+    """Length of generated audio in seconds."""
+    patch: int = 160
+    """Samples per channel in one latent frame (the latent frame rate is sample_rate/patch)."""
+    latent_channels: int = 64
+    """Channels of the audio latent per frame."""
+    width: int = 192
+    """Transformer width."""
+    depth: int = 4
+    """Number of DiT blocks."""
+    heads: int = 4
+    """Attention heads per block."""
+    video_size: int = 32
+    """Frames are resized to video_size x video_size before the visual encoder."""
+    video_fps: float = 12.5
+    """Frames per second given to the visual encoder (resampled from the clip)."""
+    cond_dropout: float = 0.1
+    """Probability of dropping all conditions in training (for classifier-free guidance)."""
+    text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    """How the CoT plan is tokenized and embedded."""
+
+
+@dataclass
+class SamplerConfig:
+    """Flow-matching sampling and the GRPO exploration schedule (PrismAudio's values by default)."""
+
+    num_steps: int = 24
+    """Euler steps from t=1 (noise) to t=0 (data)."""
+    guidance_scale: float = 5.0
+    """Classifier-free guidance scale at sampling."""
+    shift: float = 1.0
+    """Timestep shift: sigma' = shift*s/(1+(shift-1)*s); 1.0 = uniform schedule."""
+    noise_level: float = 0.7
+    """`a` in sigma_t = a*sqrt(s/(1-s)); 0 makes the SDE step the Euler ODE step."""
+    schedule: str = "fast_grpo"
+    """`fast_grpo` (SDE window of `window` steps, start drawn per training step in the first half),
+    `flow_grpo` (SDE at every step), `mix_grpo` (window sliding from noisy to clean)."""
+    window: int = 2
+    """Number of consecutive SDE steps in the window (fast_grpo, mix_grpo)."""
+    window_range: float = 0.5
+    """fast_grpo: the window starts within the first `window_range` fraction of the schedule."""
+    mix_slide_every: int = 25
+    """mix_grpo: training steps between one-step slides of the window."""
+    flow_train_steps: int = 0
+    """flow_grpo: number of SDE steps trained per sample (random subset); 0 = all."""
