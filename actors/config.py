@@ -24,6 +24,10 @@ class PoolConfig:
     """Retries of one batch before the pool gives up and raises."""
     max_queue: int = 1024
     """Backpressure: submitting more pending samples than this blocks the caller."""
+    start_timeout_s: float = 300.0
+    """A replica not started (teacher built) within this many seconds fails the pool (e.g. no free resources)."""
+    torch_threads: int = 1
+    """torch intra-op threads inside each replica."""
 
 
 @dataclass
@@ -74,3 +78,8 @@ class LearnerConfig:
     """torch intra-op threads inside each rank."""
     placement_strategy: str = "PACK"
     """Placement group strategy for the ranks: PACK, SPREAD, STRICT_PACK or STRICT_SPREAD."""
+    zero3_param_persistence_threshold: int = 100000
+    """ZeRO-3: parameters with fewer elements stay whole on every rank instead of being sharded
+    (DeepSpeed's stage3_param_persistence_threshold; 0 shards every parameter)."""
+    setup_timeout_s: float = 600.0
+    """Longest the group waits for its ranks to start, join the process group and build the engine."""

@@ -98,3 +98,11 @@ def build_teacher(teacher: str, backend: str, options: dict[str, Any] | None = N
     opts = check_options(teacher, backend, options)
     cls, _ = _REGISTRY[(teacher, backend)]
     return cls(opts) if opts is not None else cls()
+
+
+def backend_reward_range(teacher: str, backend: str) -> tuple[float, float]:
+    """The range every valid reward of a registered backend lies in."""
+    _import_builtin_backends()
+    if (teacher, backend) not in _REGISTRY:
+        raise TeacherError(f"rewards.{teacher}.backend: unknown backend '{backend}'")
+    return tuple(_REGISTRY[(teacher, backend)][0].reward_range)  # type: ignore[return-value]

@@ -1,0 +1,106 @@
+"""Rollout workers: Ray actors that hold a policy copy at a known weight version and sample groups.
+
+Waveforms and window records go into the object store from here (`ray.put`); the controller only
+receives their refs and small metadata. An actor runs one method at a time, so a weight update
+(`set_weights`) never interleaves with a rollout: no sample ever comes from a half-updated model.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+import torch
+
+from common.types import Clip
+from policies.config import PolicyConfig, SamplerConfig
+
+
+@dataclass
+class GroupRollout:
+    """Small metadata of one sampled group; the tensors stay in the object store."""
+
+    clip_id: str
+    """The prompt clip."""
+    version: int
+    """Weight version that produced the group."""
+    wave_refs: list[Any]
+    """One ObjectRef per member: float32 stereo waveform [2, N]."""
+    records_ref: Any
+    """ObjectRef of the group's RolloutRecords plus condition inputs (for the learner)."""
+    sample_rate: int
+    """Sample rate of the waveforms."""
+    seconds: float
+    """Wall time of the rollout inside the worker."""
+    worker: int = 0
+    """Index of the worker that made it."""
+
+
+@dataclass
+class GroupTask:
+    """What a worker needs to sample one group."""
+
+    clip_id: str
+    """The prompt clip."""
+    clip: Clip
+    """The clip itself (passed as an ObjectRef and resolved by Ray in the worker)."""
+    seed: int
+    """Seed of this group's noise (derived from run seed, step and group index)."""
+    sde_steps: list[int] = field(default_factory=list)
+    """Schedule indices that take SDE steps (empty = pure ODE, for evaluation)."""
+    group_size: int = 1
+    """Members of the group."""
+
+
+@ray.remote(max_restarts=0)
+class RolloutWorker:
+    """One policy copy; samples groups for training and clips for validation."""
+
+    def __init__(self, policy_cfg: PolicyConfig, sampler_cfg: SamplerConfig, index: int, torch_threads: int = 1,
+                 initial_state: Any = None, version: int = 0):
+        from policies.registry import build_policy
+
+        torch.set_num_threads(max(1, torch_threads))
+        self.index = index
+        self.sampler_cfg = sampler_cfg
+        self.policy = build_policy(policy_cfg)
+        self.policy.eval()
+        self.version = -1
+        if initial_state is not None:
+            self.set_weights(version, initial_state)
+        else:
+            self.version = version
+
+    def set_weights(self, version: int, state: dict[str, torch.Tensor]) -> int:
+        """Load a full state dict (Ray resolves the ref argument before this runs); returns the version."""
+        self.policy.load_state_dict(state)
+        self.version = int(version)
+        return self.version
+
+    def get_version(self) -> int:
+        """Weight version currently loaded."""
+        return self.version
+
+    def pid(self) -> int:
+        """OS process id (for fault-injection tests)."""
+        import os
+
+        return os.getpid()
+
+    def rollout(self, clip: Clip, seed: int, sde_steps: list[int], group_size: int,
+                cot: dict[str, str] | None = None) -> GroupRollout:
+        """Sample one group; put waveforms and records in the object store; return refs + metadata."""
+        from policies.rollout import rollout_group
+
+        start = time.perf_counter()
+        gen = torch.Generator().manual_seed(int(seed))
+        with torch.no_grad():
+            prepared = self.policy.prepare([clip], None if cot is None else [cot])
+            result = rollout_group(self.policy, prepared, group_size, self.sampler_cfg, list(sde_steps), gen,
+                                   self.sampler_cfg.guidance_scale)
+        wave_refs = [ray.put(w) for w in result.waveforms]
+        records_ref = ray.put({"records": result.records, "prepared": prepared, "clip_id": clip.clip_id,
+                               "version": self.version})
+        return GroupRollout(clip.clip_id, self.version, wave_refs, records_ref, self.policy.sample_rate,
+                            time.perf_counter() - start, self.index)

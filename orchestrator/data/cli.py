@@ -1,0 +1,119 @@
+"""`prismrl data synth|summary [CONFIG] [key=value ...]`: make a SynthScenes set, or describe a manifest.
+
+  prismrl data synth [CONFIG] run_dir=DIR_OR_S3_URL n=512 seed=0 [key=value ...]
+      Writes DIR/media/* and DIR/manifest.parquet. Short keys (n, seed, sample_rate, fps, size,
+      min_duration_s, max_duration_s, duration_s (both), val_fraction, test_fraction,
+      audio_format) mean data.synth.<key>; full dotted keys work too. Without run_dir the set
+      goes next to data.manifest, so a later `prismrl train` with the same config finds it.
+  prismrl data summary [CONFIG] data.manifest=PATH_OR_S3_URL
+      Prints clip counts per split and class, durations and event statistics (manifest only).
+"""
+from __future__ import annotations
+
+import collections
+import sys
+
+import numpy as np
+
+from orchestrator.config.load import load_config
+from orchestrator.config.schema import PrismConfig
+from orchestrator.data import storage
+from orchestrator.data.config import SynthConfig
+from orchestrator.data.manifest import ManifestError, from_parquet_bytes, validate_rows, validate_schema
+
+SHORT_KEYS = {f: f"data.synth.{f}" for f in SynthConfig.__dataclass_fields__}
+"""Short override keys of `data synth` and the config key each one sets."""
+SHORT_KEYS["manifest"] = "data.manifest"
+
+
+def expand_overrides(args: list[str]) -> tuple[str | None, list[str]]:
+    """(preset or None, dotted overrides): short keys expanded, duration_s=X set as min and max."""
+    preset, overrides = None, []
+    for i, arg in enumerate(args):
+        if "=" not in arg:
+            if i == 0:
+                preset = arg
+                continue
+            raise SystemExit(f"prismrl data: unexpected argument '{arg}': expected key=value")
+        key, value = arg.split("=", 1)
+        if key == "duration_s":
+            overrides += [f"data.synth.min_duration_s={value}", f"data.synth.max_duration_s={value}"]
+        else:
+            overrides.append(f"{SHORT_KEYS.get(key, key)}={value}")
+    return preset, overrides
+
+
+def _config(args: list[str]) -> tuple[PrismConfig, bool]:
+    """(config, whether run_dir was given)."""
+    preset, overrides = expand_overrides(args)
+    cfg = load_config(preset or "demo", overrides, command="data")
+    return cfg, any(o.startswith("run_dir=") for o in overrides)
+
+
+def synth(args: list[str]) -> int:
+    """Generate a SynthScenes set; prints where the manifest went."""
+    from orchestrator.data.synth import write_synthscenes
+
+    cfg, has_run_dir = _config(args)
+    out = cfg.run_dir if has_run_dir else storage.parent(cfg.data.manifest)
+    try:
+        manifest = write_synthscenes(out, cfg.data.synth, cfg.data.s3, progress=cfg.tracking.progress)
+    except ValueError as e:
+        print(f"prismrl data synth: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {cfg.data.synth.n} clips; manifest: {manifest}")
+    print(f"use it with: data.manifest={manifest}")
+    return 0
+
+
+def summarize(table) -> str:
+    """Counts per split and class, durations, events of a manifest table, as text."""
+    rows = table.select(["split", "duration_s", "classes", "event_classes", "num_events"]).to_pylist()
+    lines = [f"clips: {len(rows)}"]
+    per_split = collections.Counter(r["split"] for r in rows)
+    lines.append("per split: " + ", ".join(f"{s}={per_split[s]}" for s in ("train", "val", "test") if per_split[s]))
+    dur = np.array([r["duration_s"] for r in rows]) if rows else np.zeros(1)
+    lines.append(
+        f"duration s: min {dur.min():.2f}, mean {dur.mean():.2f}, max {dur.max():.2f}, total {dur.sum() / 60:.1f} min"
+    )
+    events = np.array([r["num_events"] for r in rows]) if rows else np.zeros(1)
+    lines.append(f"events per clip: mean {events.mean():.2f}, min {events.min()}, max {events.max()}, total {events.sum()}")
+    clips_with = collections.Counter(c for r in rows for c in r["classes"])
+    events_of = collections.Counter(c for r in rows for c in r["event_classes"])
+    lines.append("class          clips  events")
+    for name in sorted(clips_with):
+        lines.append(f"  {name:<12} {clips_with[name]:>5}  {events_of[name]:>6}")
+    return "\n".join(lines)
+
+
+def summary(args: list[str]) -> int:
+    """Print a manifest's summary."""
+    cfg, _ = _config(args)
+    path = cfg.data.manifest
+    try:
+        table = from_parquet_bytes(storage.read_bytes(path, cfg.data.s3), path)
+        validate_schema(table, path)
+        validate_rows(table, path)
+    except FileNotFoundError:
+        print(f"prismrl data summary: manifest {path} does not exist", file=sys.stderr)
+        return 2
+    except ManifestError as e:
+        print(f"prismrl data summary: {e}", file=sys.stderr)
+        return 2
+    print(f"manifest: {path}")
+    print(summarize(table))
+    return 0
+
+
+SUBCOMMANDS = {"synth": synth, "summary": summary}
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of `prismrl data`."""
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
+        print(__doc__.strip(), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if any(a in ("-h", "--help") for a in argv[1:]):
+        print(__doc__.strip())
+        return 0
+    return SUBCOMMANDS[argv[0]](argv[1:])

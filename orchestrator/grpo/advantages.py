@@ -1,0 +1,45 @@
+"""Group-relative advantages of GRPO (plain maths, no Ray).
+
+PrismAudio's rule: each reward minus the mean of its own group (the G samples of one prompt),
+divided by the standard deviation over the whole batch plus eps, then clipped to +-clip.
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as np
+import torch
+
+Array = Union[np.ndarray, torch.Tensor]
+
+STD_MODES = ("batch", "group")
+"""Allowed denominators: `batch` (std over all P*G rewards) or `group` (std within each group)."""
+
+
+def group_advantages(rewards: Array, std_mode: str = "batch", eps: float = 1e-4, clip: float = 5.0) -> Array:
+    """Advantages of rewards shaped [P prompts, G group members]; same shape and type back.
+
+    std_mode: `batch` divides by the (population) std of all P*G rewards, `group` by each group's
+    own std. A constant group gives zeros (its numerator is zero and eps keeps the denominator
+    positive), never NaN. Results are clipped to [-clip, clip].
+    """
+    if std_mode not in STD_MODES:
+        raise ValueError(f"group_advantages: std_mode must be one of {STD_MODES}, got {std_mode!r}")
+    if rewards.ndim != 2:
+        raise ValueError(f"group_advantages: rewards must be [prompts, group], got shape {tuple(rewards.shape)}")
+    if eps <= 0:
+        raise ValueError(f"group_advantages: eps must be > 0, got {eps}")
+    is_numpy = isinstance(rewards, np.ndarray)
+    r = torch.as_tensor(rewards, dtype=torch.float64)
+    if not torch.isfinite(r).all():
+        bad = torch.nonzero(~torch.isfinite(r))[0].tolist()
+        raise ValueError(f"group_advantages: reward at [prompt {bad[0]}, member {bad[1]}] is not finite")
+    centred = r - r.mean(dim=1, keepdim=True)
+    if std_mode == "batch":
+        std = r.std(unbiased=False)
+    else:
+        std = r.std(dim=1, unbiased=False, keepdim=True)
+    adv = (centred / (std + eps)).clamp(-clip, clip)
+    if is_numpy:
+        return adv.numpy().astype(rewards.dtype if np.issubdtype(rewards.dtype, np.floating) else np.float32)
+    return adv.to(rewards.dtype if rewards.is_floating_point() else torch.float32)

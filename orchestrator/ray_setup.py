@@ -1,0 +1,45 @@
+"""Joining a Ray cluster (RAY_ADDRESS or ray.address) or starting a local one on loopback."""
+from __future__ import annotations
+
+import logging
+import os
+
+from orchestrator.config.schema import PrismConfig
+
+log = logging.getLogger(__name__)
+
+
+def loopback_for_local_ray() -> None:
+    """Keep a local (single-node) Ray on 127.0.0.1; call before `ray` is imported.
+
+    A cluster run (RAY_ADDRESS set, as under `ray job submit`) is left alone.
+    """
+    if not os.environ.get("RAY_ADDRESS"):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def init_ray(cfg: PrismConfig) -> bool:
+    """ray.init for this run; returns True when this call started (and so owns) a local Ray.
+
+    With an address (config or RAY_ADDRESS, as under `ray job submit`) the driver joins that cluster.
+    Otherwise a local single-node Ray starts; RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (set before ray is
+    imported, see README) keeps it on 127.0.0.1.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false"}
+    if address:
+        log.info("joining Ray cluster at %s", address)
+        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
+        return False
+    ray.init(
+        num_cpus=cfg.ray.num_cpus,
+        object_store_memory=cfg.ray.object_store_mb * 1024 * 1024,
+        include_dashboard=False,
+        runtime_env={"env_vars": env},
+        log_to_driver=True,
+    )
+    return True

@@ -1,0 +1,65 @@
+"""Building the Ray roles of a run from its config: learner group, rollout fleet, reward pools."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from actors.learner_group import LearnerGroup
+from actors.reward_pool import RewardPool
+from actors.rollout_fleet import RolloutFleet
+from common.types import TEACHERS
+from orchestrator.config.schema import PrismConfig
+from orchestrator.grpo.loss import grpo_loss
+from policies.registry import build_policy
+from rewards.base import build_teacher, check_options
+
+
+@dataclass
+class Roles:
+    """Handles to every Ray role of a training run."""
+
+    learner: LearnerGroup
+    """DeepSpeed ranks."""
+    fleet: RolloutFleet
+    """Rollout workers."""
+    pools: dict[str, RewardPool]
+    """One reward pool per teacher."""
+    backends: dict[str, str]
+    """Backend name per teacher."""
+
+    def shutdown(self) -> None:
+        """Stop every role."""
+        for pool in self.pools.values():
+            pool.shutdown()
+        self.fleet.shutdown()
+        self.learner.shutdown()
+
+
+def teacher_factories(cfg: PrismConfig) -> dict[str, Any]:
+    """A picklable zero-argument builder per teacher (options are validated here, before any work)."""
+    out = {}
+    for t in TEACHERS:
+        tc = getattr(cfg.rewards, t)
+        check_options(t, tc.backend, tc.options)
+        out[t] = functools.partial(build_teacher, t, tc.backend, dict(tc.options))
+    return out
+
+
+def build_pools(cfg: PrismConfig) -> tuple[dict[str, RewardPool], dict[str, str]]:
+    """The four reward pools, each sized by `pools.<teacher>`."""
+    factories = teacher_factories(cfg)
+    pools = {t: RewardPool(t, getattr(cfg.pools, t), factories[t]) for t in TEACHERS}
+    return pools, {t: getattr(cfg.rewards, t).backend for t in TEACHERS}
+
+
+def build_roles(cfg: PrismConfig) -> Roles:
+    """Learner first (its rank 0 owns the initial weights), then rollout workers with those weights, then pools."""
+    loss_fn = functools.partial(grpo_loss, grpo_cfg=cfg.grpo, guidance_scale=cfg.sampler.guidance_scale,
+                                noise_level=cfg.sampler.noise_level)
+    learner = LearnerGroup(cfg.learner, cfg.grpo, functools.partial(build_policy, cfg.policy), loss_fn,
+                           initial_state=None, seed=cfg.seed)
+    version, weights = learner.get_weights()
+    fleet = RolloutFleet(cfg.rollout, cfg.policy, cfg.sampler, weights, version)
+    pools, backends = build_pools(cfg)
+    return Roles(learner, fleet, pools, backends)

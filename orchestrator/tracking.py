@@ -1,0 +1,95 @@
+"""MLflow tracking for a run: params, per-step metrics, media and figures.
+
+Default store: a sqlite database in the run dir (MLflow 3 refuses plain `file:` stores), so a run
+is self-contained; `tracking.tracking_uri` points at any server instead.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from typing import Any, Mapping
+
+import numpy as np
+import soundfile as sf
+
+from orchestrator.config.load import flatten, to_dict
+from orchestrator.config.schema import PrismConfig
+from orchestrator.plots import spectrogram_png
+
+log = logging.getLogger(__name__)
+MAX_PARAM_CHARS = 500
+
+
+def tracking_uri(cfg: PrismConfig) -> str:
+    """The configured URI, or sqlite:///<abs run_dir>/mlflow.db."""
+    if cfg.tracking.tracking_uri:
+        return cfg.tracking.tracking_uri
+    return "sqlite:///" + os.path.abspath(os.path.join(cfg.run_dir, "mlflow.db"))
+
+
+class Tracker:
+    """One MLflow run (optionally nested under an active parent run)."""
+
+    def __init__(self, cfg: PrismConfig, nested: bool = False, run_id: str | None = None):
+        import mlflow
+
+        self.mlflow = mlflow
+        self.cfg = cfg
+        os.makedirs(cfg.run_dir, exist_ok=True)
+        mlflow.set_tracking_uri(tracking_uri(cfg))
+        mlflow.set_experiment(cfg.tracking.experiment)
+        name = cfg.tracking.run_name or os.path.basename(os.path.normpath(cfg.run_dir))
+        self.run = mlflow.start_run(run_id=run_id, run_name=None if run_id else name, nested=nested)
+        self.run_id = self.run.info.run_id
+        if run_id is None:
+            self.log_params(flatten(to_dict(cfg)))
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Flattened config as params (long values truncated)."""
+        clean = {k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()}
+        items = list(clean.items())
+        for i in range(0, len(items), 90):
+            self.mlflow.log_params(dict(items[i : i + 90]))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Finite numeric metrics at a step (MLflow keys allow '/', '.', '_', '-')."""
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.floating, np.integer))
+                 and math.isfinite(float(v))}
+        if clean:
+            self.mlflow.log_metrics(clean, step=step)
+
+    def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
+        """A file as an artifact."""
+        self.mlflow.log_artifact(path, artifact_path=artifact_path)
+
+    def log_json(self, data: Any, name: str) -> None:
+        """A JSON artifact."""
+        self.mlflow.log_dict(data, name)
+
+    def log_media(self, clip_id: str, audio: np.ndarray, sample_rate: int, cot_text: str, step: int) -> None:
+        """A validation clip's audio (wav), spectrogram (PNG) and CoT text under media/step_<n>/."""
+        folder = f"media/step_{step:06d}"
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = os.path.join(tmp, f"{clip_id}.wav")
+            sf.write(wav, np.asarray(audio, dtype=np.float32).T, sample_rate)
+            png = spectrogram_png(audio, sample_rate, os.path.join(tmp, f"{clip_id}.png"), title=clip_id)
+            txt = os.path.join(tmp, f"{clip_id}.txt")
+            with open(txt, "w") as f:
+                f.write(cot_text + "\n")
+            for p in (wav, png, txt):
+                self.mlflow.log_artifact(p, artifact_path=folder)
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Close the run."""
+        self.mlflow.end_run(status=status)
+
+
+def write_json(path: str, data: Any) -> None:
+    """Pretty JSON, written atomically."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False, default=float)
+    os.replace(tmp, path)

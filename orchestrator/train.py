@@ -1,0 +1,129 @@
+"""`prismrl train CONFIG [key=value ...]` (also `python -m orchestrator.train ...`): a Fast-GRPO run.
+
+Joins the Ray cluster at RAY_ADDRESS when set (as under `ray job submit`), else starts a local Ray
+on 127.0.0.1. Writes <run_dir>/summary.json, MLflow metrics/media, and checkpoints.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from common.types import TEACHERS
+from orchestrator.cli_args import config_from_argv, wants_help
+from orchestrator.config.load import to_dict
+from orchestrator.config.schema import PrismConfig
+from orchestrator.plots import reward_curves_png
+from orchestrator.tracking import Tracker, write_json
+
+log = logging.getLogger("prismrl.train")
+
+
+def check_inputs(cfg: PrismConfig) -> None:
+    """Fail before starting Ray when the manifest or the policy checkpoint is missing."""
+    manifest = cfg.data.manifest
+    if not manifest.startswith("s3://") and not os.path.exists(manifest):
+        raise FileNotFoundError(
+            f"data.manifest: {manifest} does not exist; make one with `prismrl data synth run_dir=DIR` "
+            f"and pass data.manifest=DIR/manifest.parquet")
+    ckpt = cfg.policy.checkpoint
+    if ckpt and not ckpt.startswith("s3://") and not os.path.exists(ckpt):
+        raise FileNotFoundError(
+            f"policy.checkpoint: {ckpt} does not exist; pretrain one with `prismrl pretrain` or set "
+            f"policy.checkpoint=null to start from random weights")
+
+
+def run_training(cfg: PrismConfig, stop_after: int | None = None) -> dict[str, Any]:
+    """A whole training run on Ray; returns the summary (also written to summary.json)."""
+    import ray
+    from tqdm import tqdm
+
+    from orchestrator.checkpoint_store import resolve_resume
+    from orchestrator.ray_setup import init_ray
+    from orchestrator.trainer import Trainer
+
+    check_inputs(cfg)
+    os.makedirs(cfg.run_dir, exist_ok=True)
+    owns_ray = init_ray(cfg)
+    tracker = Tracker(cfg)
+    trainer = None
+    status = "FAILED"
+    try:
+        t0 = time.perf_counter()
+        trainer = Trainer(cfg)
+        resume_from = resolve_resume(trainer.store, cfg.train.resume)
+        if resume_from:
+            trainer.restore(resume_from)
+        val_before = trainer.validate(trainer.start_step, tracker)
+        log.info("val_before %s", _fmt(val_before))
+        bar = tqdm(total=cfg.grpo.steps, initial=trainer.start_step, desc="fast-grpo", unit="step",
+                   disable=not cfg.tracking.progress, dynamic_ncols=True)
+        t_fit = time.perf_counter()
+        history = trainer.fit(tracker, bar, stop_after=stop_after)
+        fit_s = time.perf_counter() - t_fit
+        bar.close()
+        steps_done = len(history) and int(history[-1]["step"]) + 1
+        if steps_done and (not cfg.train.checkpoint_every or steps_done % cfg.train.checkpoint_every):
+            trainer.save(steps_done)
+        val_after = trainer.validate(steps_done, tracker)
+        log.info("val_after %s", _fmt(val_after))
+        samples = sum(h.get("samples", 0) for h in history) or trainer.samples_done
+        steps_run = len([h for h in history if h["step"] >= trainer.start_step])
+        summary = {
+            "config": to_dict(cfg),
+            "steps": steps_done,
+            "steps_this_run": steps_run,
+            "wall_s": time.perf_counter() - t0,
+            "train_wall_s": fit_s,
+            "samples_per_s": trainer.samples_done / max(fit_s, 1e-9) if steps_run else 0.0,
+            "val_before": val_before,
+            "val_after": val_after,
+            "max_staleness_seen": trainer.buffer.max_seen_staleness,
+            "rollout_worker_replacements": trainer.roles.fleet.replacements,
+            "skipped_clips": trainer.skipped_clips,
+            "mlflow": {"tracking_uri": tracker.mlflow.get_tracking_uri(), "run_id": tracker.run_id},
+        }
+        del samples
+        write_json(os.path.join(cfg.run_dir, "summary.json"), summary)
+        tracker.log_artifact(os.path.join(cfg.run_dir, "summary.json"))
+        if history:
+            png = reward_curves_png(history, os.path.join(cfg.run_dir, "reward_curves.png"),
+                                    [f"reward/{t}/mean" for t in TEACHERS] + ["reward/total"],
+                                    title=f"{cfg.sampler.schedule} on {os.path.basename(cfg.data.manifest)}")
+            tracker.log_artifact(png)
+        status = "FINISHED"
+        return summary
+    finally:
+        tracker.end(status)
+        if trainer is not None:
+            trainer.shutdown()
+        if owns_ray:
+            ray.shutdown()
+
+
+def _fmt(vals: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4f}" for k, v in vals.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `prismrl train` and `python -m orchestrator.train`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(argv, __doc__):
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = config_from_argv(argv, "train")
+    summary = run_training(cfg)
+    print(f"run dir: {cfg.run_dir}")
+    print(f"val_before: {_fmt(summary['val_before'])}")
+    print(f"val_after:  {_fmt(summary['val_after'])}")
+    print(f"steps={summary['steps']} wall_s={summary['wall_s']:.1f} samples_per_s={summary['samples_per_s']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    from orchestrator.ray_setup import loopback_for_local_ray
+
+    loopback_for_local_ray()
+    raise SystemExit(main())

@@ -1,0 +1,269 @@
+"""The controller loop of Fast-GRPO: rollout -> four reward pools -> advantages -> experience buffer ->
+DeepSpeed learners -> versioned weight sync, in `sync` or `async` mode.
+
+The controller holds object refs and small metadata only: clips, waveforms, window records and
+weights travel worker to worker through the Ray object store.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+
+from actors.experience_builder import build_experience
+from actors.rollout_fleet import GroupRequest
+from common.types import TEACHERS, join_cot
+from orchestrator.buffer import ExperienceBuffer
+from orchestrator.checkpoint_store import CheckpointStore, resolve_resume
+from orchestrator.config.load import to_dict
+from orchestrator.config.schema import PrismConfig
+from orchestrator.data.reader import ClipReader
+from orchestrator.data.sampler import PromptSampler
+from orchestrator.grpo.advantages import group_advantages
+from orchestrator.reward_phase import grade_groups
+from orchestrator.roles import Roles, build_roles
+from orchestrator.tracking import Tracker
+from policies.schedules import window_for_step
+
+log = logging.getLogger(__name__)
+
+
+def group_seed(seed: int, step: int, index: int) -> int:
+    """Noise seed of group `index` at `step`: a pure function of the run seed (resumable)."""
+    return int(np.random.SeedSequence([seed, step, index]).generate_state(1)[0])
+
+
+@dataclass
+class LaunchedStep:
+    """A step whose rollouts are in flight."""
+
+    step: int
+    clip_ids: list[str]
+    sde_steps: list[int]
+    requests: list[GroupRequest]
+    pending: list[Any]
+    cursor_before: dict
+    window_rng_before: list[int]
+
+
+class Trainer:
+    """One training run on an initialized Ray."""
+
+    def __init__(self, cfg: PrismConfig, roles: Roles | None = None):
+        self.cfg = cfg
+        os.makedirs(cfg.run_dir, exist_ok=True)
+        reader = ClipReader(cfg.data)
+        self.train_ids = reader.clip_ids("train")
+        self.val_ids = reader.clip_ids("val")[: cfg.train.val_clips]
+        if not self.val_ids:
+            raise ValueError(f"{cfg.data.manifest}: the val split is empty; validation needs clips")
+        self.clip_refs: dict[str, Any] = {}
+        self.cot_text: dict[str, str] = {}
+        for cid in self.train_ids + self.val_ids:
+            try:
+                clip = reader.load(cid)
+            except ValueError:
+                if cfg.data.on_bad_clip == "skip":
+                    continue
+                raise
+            self.clip_refs[cid] = ray.put(clip)
+            self.cot_text[cid] = join_cot(clip.cot)
+        self.train_ids = [c for c in self.train_ids if c in self.clip_refs]
+        self.val_ids = [c for c in self.val_ids if c in self.clip_refs]
+        self.skipped_clips = dict(reader.skipped)
+        self.sampler = PromptSampler(self.train_ids, cfg.seed)
+        self.window_gen = torch.Generator().manual_seed(cfg.seed)
+        self.store = CheckpointStore(cfg.train.checkpoint_dir or os.path.join(cfg.run_dir, "checkpoints"),
+                                     _storage_options(cfg), keep=cfg.train.keep_checkpoints)
+        self.roles = roles or build_roles(cfg)
+        self.buffer = ExperienceBuffer(cfg.train.max_staleness if cfg.train.mode == "async" else 0)
+        self.history: list[dict[str, float]] = []
+        self.start_step = 0
+        self.samples_done = 0
+        self.inflight: deque[LaunchedStep] = deque()
+
+    # ----------------------------------------------------------------- steps
+    def _launch(self, step: int) -> LaunchedStep:
+        cfg = self.cfg
+        cursor_before, rng_before = self.sampler.state_dict(), self.window_gen.get_state().tolist()
+        sde_steps = window_for_step(cfg.sampler.schedule, step, cfg.sampler.num_steps, cfg.sampler.window,
+                                    self.window_gen, cfg.sampler.window_range, cfg.sampler.mix_slide_every)
+        clip_ids = self.sampler.next(cfg.grpo.prompts_per_step)
+        requests = [GroupRequest(self.clip_refs[cid], group_seed(cfg.seed, step, i), list(sde_steps),
+                                 cfg.grpo.group_size) for i, cid in enumerate(clip_ids)]
+        pending = self.roles.fleet.submit(requests)
+        return LaunchedStep(step, clip_ids, list(sde_steps), requests, pending, cursor_before, rng_before)
+
+    def _collect(self, launched: LaunchedStep) -> dict[str, Any]:
+        cfg, t0 = self.cfg, time.perf_counter()
+        groups = self.roles.fleet.gather(launched.requests, launched.pending)
+        t_rollout = time.perf_counter() - t0
+        grades = grade_groups(cfg, self.roles.pools, launched.clip_ids, [g.wave_refs for g in groups],
+                              [self.clip_refs[c] for c in launched.clip_ids], groups[0].sample_rate,
+                              self.roles.backends)
+        adv = group_advantages(grades.total, cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
+        adv = np.where(grades.keep, adv, 0.0)
+        refs = [build_experience.remote(g.records_ref, [float(a) for a in adv[i]], g.version, g.clip_id)
+                for i, g in enumerate(groups)]
+        self.buffer.add(launched.step, refs, [g.version for g in groups])
+        return {"groups": groups, "grades": grades, "adv": adv, "t_rollout": t_rollout,
+                "t_rollout_busy": float(np.mean([g.seconds for g in groups])), "t_wait_start": t0}
+
+    def _learn(self, step: int) -> tuple[dict[str, float], dict[str, float]]:
+        learner, timings = self.roles.learner, {}
+        t0 = time.perf_counter()
+        refs, staleness = self.buffer.take(step, learner.version)
+        shards = [refs[r::learner.num_ranks] for r in range(learner.num_ranks)]
+        metrics = learner.train_step(shards, step)
+        timings["learn"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        version, weights = learner.get_weights()
+        self.roles.fleet.set_weights(version, weights)
+        timings["sync"] = time.perf_counter() - t1
+        metrics["staleness"] = float(staleness)
+        return metrics, timings
+
+    def _step_metrics(self, step: int, collected: dict[str, Any], learn: dict[str, float],
+                      timings: dict[str, float], wall: float) -> dict[str, float]:
+        grades, cfg = collected["grades"], self.cfg
+        n = grades.total.size
+        m: dict[str, float] = {"step": step}
+        for t in TEACHERS:
+            m[f"reward/{t}/mean"] = float(grades.per_teacher[t].mean())
+            m[f"reward/{t}/std"] = float(grades.per_teacher[t].std())
+            m[f"time/reward.{t}"] = grades.seconds[t]
+        m["reward/total"] = float(grades.total.mean())
+        m["reward/dropped"] = float((~grades.keep).sum())
+        adv = collected["adv"]
+        m.update({"adv/mean": float(adv.mean()), "adv/std": float(adv.std()), "adv/abs_max": float(np.abs(adv).max())})
+        m["time/rollout"] = collected["t_rollout"]
+        m["time/rollout_busy"] = collected["t_rollout_busy"]
+        m["time/learn"], m["time/sync"] = timings["learn"], timings["sync"]
+        m["time/step"] = wall
+        m["samples_per_s"] = n / max(wall, 1e-9)
+        for k, v in learn.items():
+            m[k if "/" in k else f"learn/{k}"] = float(v)
+        m["kl"] = float(learn.get("kl", np.nan))
+        m["clip_fraction"] = float(learn.get("clip_fraction", np.nan))
+        m["staleness"] = float(learn.get("staleness", 0.0))
+        for t, pool in self.roles.pools.items():
+            st = pool.stats()
+            m[f"pool/{t}/queue_depth"] = float(st.get("queue_depth", 0))
+            m[f"pool/{t}/latency_p95_s"] = float(st.get("latency_p95_s", 0.0))
+            m[f"pool/{t}/samples_per_s"] = float(st.get("samples_per_s", 0.0))
+        m["data/skipped_clips"] = float(len(self.skipped_clips))
+        del cfg
+        return m
+
+    # ------------------------------------------------------------ validation
+    def validate(self, step: int, tracker: Tracker | None = None) -> dict[str, float]:
+        """Mean rewards on the val clips: ODE sampling with the EMA weights, fixed noise per clip."""
+        cfg, fleet, learner = self.cfg, self.roles.fleet, self.roles.learner
+        version, current = learner.version, fleet.weights_ref
+        _, ema = learner.get_ema_weights()
+        fleet.set_weights(version, ema)
+        requests = [GroupRequest(self.clip_refs[c], group_seed(cfg.seed, -1, i), [], 1)
+                    for i, c in enumerate(self.val_ids)]
+        groups = fleet.run(requests)
+        fleet.set_weights(version, current)
+        grades = grade_groups(cfg, self.roles.pools, self.val_ids, [g.wave_refs for g in groups],
+                              [self.clip_refs[c] for c in self.val_ids], groups[0].sample_rate, self.roles.backends)
+        out = {t: float(grades.per_teacher[t].mean()) for t in TEACHERS}
+        out["total"] = float(grades.total.mean())
+        if tracker is not None:
+            tracker.log_metrics({f"val/{k}": v for k, v in out.items()}, step)
+            for g in groups[: cfg.train.media_clips]:
+                tracker.log_media(g.clip_id, ray.get(g.wave_refs[0]), g.sample_rate, self.cot_text[g.clip_id], step)
+        return out
+
+    # ----------------------------------------------------------- checkpoints
+    def save(self, step: int) -> str:
+        """Full state after `step` completed steps."""
+        staging = self.store.staging_dir(step)
+        cursor, window_rng = self.sampler.state_dict(), self.window_gen.get_state().tolist()
+        if self.inflight:  # async: resume re-launches the in-flight steps, so save the state before them
+            cursor, window_rng = self.inflight[0].cursor_before, self.inflight[0].window_rng_before
+        controller = {
+            "step": step,
+            "cursor": cursor,
+            "window_rng": window_rng,
+            "samples_done": self.samples_done,
+            "history": self.history,
+            "config": to_dict(self.cfg),
+        }
+        self.roles.learner.save_checkpoint(staging, {"step": step})
+        with open(os.path.join(staging, "controller.json"), "w") as f:
+            json.dump(controller, f)
+        return self.store.commit(step, staging)
+
+    def restore(self, path: str) -> None:
+        """Continue from a checkpoint directory."""
+        with open(os.path.join(path, "controller.json")) as f:
+            state = json.load(f)
+        self.roles.learner.load_checkpoint(path)
+        self.sampler.load_state_dict(state["cursor"])
+        self.window_gen.set_state(torch.tensor(state["window_rng"], dtype=torch.uint8))
+        self.samples_done = state["samples_done"]
+        self.history = state["history"]
+        self.start_step = state["step"]
+        version, weights = self.roles.learner.get_weights()
+        self.roles.fleet.set_weights(version, weights)
+        log.info("resumed from %s at step %d", path, self.start_step)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, tracker: Tracker | None = None, progress: Any = None, stop_after: int | None = None) -> list[dict]:
+        """Train from `start_step` to `grpo.steps` (or `stop_after` steps, for tests)."""
+        cfg = self.cfg
+        end = cfg.grpo.steps if stop_after is None else min(cfg.grpo.steps, self.start_step + stop_after)
+        lookahead = cfg.train.max_staleness if cfg.train.mode == "async" else 0
+        inflight = self.inflight = deque()
+        next_launch = self.start_step
+        for step in range(self.start_step, end):
+            t_step = time.perf_counter()
+            # async: rollouts of the next `lookahead` steps are queued on the workers ahead of this
+            # step's weight update, so they sample while the learners train (staleness <= lookahead).
+            while next_launch < end and next_launch <= step + lookahead:
+                inflight.append(self._launch(next_launch))
+                next_launch += 1
+            collected = self._collect(inflight.popleft())
+            learn, timings = self._learn(step)
+            wall = time.perf_counter() - t_step
+            self.samples_done += collected["grades"].total.size
+            metrics = self._step_metrics(step, collected, learn, timings, wall)
+            self.history.append(metrics)
+            if tracker is not None:
+                tracker.log_metrics(metrics, step)
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix({"total": f"{metrics['reward/total']:.3f}",
+                                      **{t[:4]: f"{metrics[f'reward/{t}/mean']:.3f}" for t in TEACHERS}})
+            done = step + 1
+            if cfg.train.val_every and done % cfg.train.val_every == 0 and done < end:
+                self.validate(done, tracker)
+            if cfg.train.checkpoint_every and done % cfg.train.checkpoint_every == 0:
+                self.save(done)
+        return self.history
+
+    def shutdown(self) -> None:
+        """Stop the roles."""
+        self.roles.shutdown()
+
+
+def _storage_options(cfg: PrismConfig) -> dict[str, Any]:
+    s3 = cfg.data.s3
+    opts: dict[str, Any] = {}
+    if s3.endpoint_url:
+        opts["client_kwargs"] = {"endpoint_url": s3.endpoint_url}
+    if s3.key:
+        opts["key"] = s3.key
+    if s3.secret:
+        opts["secret"] = s3.secret
+    return opts

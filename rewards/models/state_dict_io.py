@@ -1,0 +1,54 @@
+"""Reading a PyTorch checkpoint safely and checking it against a model, with errors naming the path.
+
+Shared by the model packages under `rewards/models/` (Synchformer, StereoCRW).
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable, or does not fit the model; the message names the path."""
+
+
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str) -> None:
+    """Raise `CheckpointError` naming missing keys, unexpected keys and shape mismatches, if any."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        def head(items):
+            return ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {head(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {head(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches: {head(shapes)}")
+        raise CheckpointError(f"{path}: does not match {type(model).__name__}: " + "; ".join(parts))
+
+
+def read_checkpoint(path: str) -> dict:
+    """`torch.load(path, weights_only=True)` on the CPU; `CheckpointError` naming the path if missing or unreadable."""
+    path = os.fspath(path)
+    if not path:
+        raise CheckpointError("no checkpoint path given")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, pickle with non-tensor objects...
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
+    return obj

@@ -1,0 +1,1 @@
+"""Importable helpers for tests (Ray workers import them with tests/ on PYTHONPATH)."""
