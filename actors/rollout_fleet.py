@@ -35,6 +35,22 @@ class GroupRequest:
     """Plan to use instead of the clip's own."""
 
 
+@dataclass
+class PendingGroup:
+    """A group in flight: the worker it went to and the refs of its results."""
+
+    worker_index: int
+    """Index of the worker."""
+    worker: Any
+    """The actor handle the call went to (to tell a stale failure from a fresh one)."""
+    meta_ref: Any
+    """Ref of the small metadata dict."""
+    payload_ref: Any
+    """Ref of the records payload for the learner."""
+    wave_refs: list[Any]
+    """Refs of the G waveforms."""
+
+
 class RolloutFleet:
     """N rollout workers with one weight version at a time."""
 
@@ -56,45 +72,43 @@ class RolloutFleet:
         for w in self.workers:
             w.set_weights.remote(version, weights_ref)
 
-    def submit(self, requests: Sequence[GroupRequest]) -> list[tuple[int, Any]]:
-        """Dispatch requests round-robin; returns (worker index, ObjectRef of GroupRollout) per request."""
-        out = []
-        for i, req in enumerate(requests):
-            wi = i % len(self.workers)
-            out.append((wi, self._call(wi, req)))
-        return out
+    def submit(self, requests: Sequence[GroupRequest]) -> list["PendingGroup"]:
+        """Dispatch requests round-robin; nothing blocks."""
+        return [self._call(i % len(self.workers), req) for i, req in enumerate(requests)]
 
-    def _call(self, wi: int, req: GroupRequest):
-        return self.workers[wi].rollout.remote(req.clip_ref, req.seed, req.sde_steps, req.group_size, req.cot)
+    def _call(self, wi: int, req: GroupRequest) -> "PendingGroup":
+        worker = self.workers[wi]
+        refs = worker.rollout.options(num_returns=2 + req.group_size).remote(
+            req.clip_ref, req.seed, req.sde_steps, req.group_size, req.cot)
+        return PendingGroup(wi, worker, refs[0], refs[1], list(refs[2:]))
 
-    def gather(self, requests: Sequence[GroupRequest], pending: list[tuple[int, Any]]) -> list[GroupRollout]:
+    def gather(self, requests: Sequence[GroupRequest], pending: list["PendingGroup"]) -> list[GroupRollout]:
         """Results in request order, replacing dead workers and resampling their groups."""
         results: list[GroupRollout | None] = [None] * len(requests)
         todo = list(enumerate(pending))
         while todo:
             retry = []
-            for i, (wi, ref) in todo:
+            for i, p in todo:
                 try:
-                    results[i] = ray.get(ref)
+                    meta = ray.get(p.meta_ref)
                 except RayActorError as e:
-                    retry.append((i, wi, e))
+                    retry.append((i, p, e))
+                    continue
+                results[i] = GroupRollout(meta["clip_id"], meta["version"], p.wave_refs, p.payload_ref,
+                                          meta["sample_rate"], meta["seconds"], meta["worker"])
             todo = []
-            for i, wi, err in retry:
-                self._replace(wi, err)
-                todo.append((i, (wi, self._call(wi, requests[i]))))
+            for i, p, err in retry:
+                self._replace(p.worker_index, p.worker, err)
+                todo.append((i, self._call(p.worker_index, requests[i])))
         return results  # type: ignore[return-value]
 
     def run(self, requests: Sequence[GroupRequest]) -> list[GroupRollout]:
         """submit + gather."""
         return self.gather(requests, self.submit(requests))
 
-    def _replace(self, wi: int, err: Exception) -> None:
-        if self.workers[wi] is not None:
-            try:
-                ray.get(self.workers[wi].get_version.remote(), timeout=0.5)
-                return  # alive again (a resubmission raced the failure): keep it
-            except Exception:
-                pass
+    def _replace(self, wi: int, failed: Any, err: Exception) -> None:
+        if self.workers[wi] is not failed:
+            return  # already replaced after an earlier failure of the same actor
         self.replacements += 1
         if self.replacements > self.max_replacements:
             raise RuntimeError(f"rollout worker {wi} keeps dying ({self.replacements} replacements): {err}")

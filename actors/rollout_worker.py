@@ -7,7 +7,7 @@ receives their refs and small metadata. An actor runs one method at a time, so a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -35,22 +35,6 @@ class GroupRollout:
     """Wall time of the rollout inside the worker."""
     worker: int = 0
     """Index of the worker that made it."""
-
-
-@dataclass
-class GroupTask:
-    """What a worker needs to sample one group."""
-
-    clip_id: str
-    """The prompt clip."""
-    clip: Clip
-    """The clip itself (passed as an ObjectRef and resolved by Ray in the worker)."""
-    seed: int
-    """Seed of this group's noise (derived from run seed, step and group index)."""
-    sde_steps: list[int] = field(default_factory=list)
-    """Schedule indices that take SDE steps (empty = pure ODE, for evaluation)."""
-    group_size: int = 1
-    """Members of the group."""
 
 
 @ray.remote(max_restarts=0)
@@ -89,8 +73,11 @@ class RolloutWorker:
         return os.getpid()
 
     def rollout(self, clip: Clip, seed: int, sde_steps: list[int], group_size: int,
-                cot: dict[str, str] | None = None) -> GroupRollout:
-        """Sample one group; put waveforms and records in the object store; return refs + metadata."""
+                cot: dict[str, str] | None = None) -> tuple:
+        """Sample one group. Called with `num_returns = 2 + group_size`: returns (metadata, records
+        payload, waveform_0 ... waveform_{G-1}) as separate objects, so the controller fetches only the
+        metadata and hands the other refs on. Return values are owned by the caller, so they outlive
+        this worker should it die later in the step."""
         from policies.rollout import rollout_group
 
         start = time.perf_counter()
@@ -99,8 +86,7 @@ class RolloutWorker:
             prepared = self.policy.prepare([clip], None if cot is None else [cot])
             result = rollout_group(self.policy, prepared, group_size, self.sampler_cfg, list(sde_steps), gen,
                                    self.sampler_cfg.guidance_scale)
-        wave_refs = [ray.put(w) for w in result.waveforms]
-        records_ref = ray.put({"records": result.records, "prepared": prepared, "clip_id": clip.clip_id,
-                               "version": self.version})
-        return GroupRollout(clip.clip_id, self.version, wave_refs, records_ref, self.policy.sample_rate,
-                            time.perf_counter() - start, self.index)
+        payload = {"records": result.records, "prepared": prepared, "clip_id": clip.clip_id, "version": self.version}
+        meta = {"clip_id": clip.clip_id, "version": self.version, "sample_rate": self.policy.sample_rate,
+                "seconds": time.perf_counter() - start, "worker": self.index}
+        return (meta, payload, *result.waveforms)

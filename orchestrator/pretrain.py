@@ -172,11 +172,12 @@ def pretrain_policy(cfg: PrismConfig, train: Sequence[Clip], val: Sequence[Clip]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0))
         opt.step()
         step += 1
-        loss_ema = float(loss) if loss_ema is None else 0.9 * loss_ema + 0.1 * float(loss)
+        loss_value = float(loss.detach())
+        loss_ema = loss_value if loss_ema is None else 0.9 * loss_ema + 0.1 * loss_value
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_ema:.4f}")
-        entry = {"step": step, "loss": float(loss), "lr": opt.param_groups[0]["lr"], "grad_norm": grad_norm}
+        entry = {"step": step, "loss": loss_value, "lr": opt.param_groups[0]["lr"], "grad_norm": grad_norm}
         if pc.val_every and step % pc.val_every == 0 and step < pc.steps:
             entry["val_loss"] = validation_loss(policy, val_b, cfg.seed, pc.batch_size)
             checkpoint(step)

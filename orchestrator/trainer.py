@@ -36,9 +36,14 @@ from policies.schedules import window_for_step
 log = logging.getLogger(__name__)
 
 
-def group_seed(seed: int, step: int, index: int) -> int:
-    """Noise seed of group `index` at `step`: a pure function of the run seed (resumable)."""
-    return int(np.random.SeedSequence([seed, step, index]).generate_state(1)[0])
+TRAIN_STREAM, VAL_STREAM = 0, 1
+
+
+def group_seed(seed: int, step: int, index: int, stream: int = TRAIN_STREAM) -> int:
+    """Noise seed of group `index` at `step`: a pure function of the run seed (resumable).
+
+    Validation uses its own stream with step 0, so every validation pass sees the same noise."""
+    return int(np.random.SeedSequence([seed, stream, step, index]).generate_state(1)[0])
 
 
 @dataclass
@@ -170,7 +175,7 @@ class Trainer:
         version, current = learner.version, fleet.weights_ref
         _, ema = learner.get_ema_weights()
         fleet.set_weights(version, ema)
-        requests = [GroupRequest(self.clip_refs[c], group_seed(cfg.seed, -1, i), [], 1)
+        requests = [GroupRequest(self.clip_refs[c], group_seed(cfg.seed, 0, i, VAL_STREAM), [], 1)
                     for i, c in enumerate(self.val_ids)]
         groups = fleet.run(requests)
         fleet.set_weights(version, current)
@@ -250,6 +255,7 @@ class Trainer:
                 self.validate(done, tracker)
             if cfg.train.checkpoint_every and done % cfg.train.checkpoint_every == 0:
                 self.save(done)
+        self.start_step = end
         return self.history
 
     def shutdown(self) -> None:

@@ -42,7 +42,8 @@ class LaionClapOptions:
 
     def __post_init__(self):
         if self.text not in COT_TEXT_CHOICES:
-            raise TeacherError(f"semantic/laion_clap: option text='{self.text}' is not one of {', '.join(COT_TEXT_CHOICES)}")
+            raise TeacherError(f"semantic/laion_clap: option text='{self.text}' is not one of "
+                               f"{', '.join(COT_TEXT_CHOICES)}")
         if self.batch_size < 1:
             raise TeacherError(f"semantic/laion_clap: option batch_size must be >= 1, got {self.batch_size}")
 

@@ -38,9 +38,11 @@ class MsClapOptions:
 
     def __post_init__(self):
         if self.version not in MSCLAP_VERSIONS:
-            raise TeacherError(f"semantic/ms_clap: option version='{self.version}' is not one of {', '.join(MSCLAP_VERSIONS)}")
+            raise TeacherError(f"semantic/ms_clap: option version='{self.version}' is not one of "
+                               f"{', '.join(MSCLAP_VERSIONS)}")
         if self.text not in COT_TEXT_CHOICES:
-            raise TeacherError(f"semantic/ms_clap: option text='{self.text}' is not one of {', '.join(COT_TEXT_CHOICES)}")
+            raise TeacherError(f"semantic/ms_clap: option text='{self.text}' is not one of "
+                               f"{', '.join(COT_TEXT_CHOICES)}")
         if self.batch_size < 1:
             raise TeacherError(f"semantic/ms_clap: option batch_size must be >= 1, got {self.batch_size}")
 

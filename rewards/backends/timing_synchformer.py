@@ -119,7 +119,7 @@ class SynchformerTeacher(Teacher):
             if hit is not None:
                 self._cache.move_to_end(clip.clip_id)
                 return hit
-        total, starts = self._layout(clip)
+        _, starts = self._layout(clip)
         needed = self._sf.segments_needed(starts)
         segs = self._sf.video_segments(clip.frames, clip.fps, needed).to(self.device)
         with self._torch.inference_mode(), self._autocast():

@@ -62,10 +62,9 @@ def _from_hf_dir(cls, path: str, owner: str):
 
 def _from_checkpoint_file(cls, path: str, owner: str):
     ckpt = load_weights_only(path, owner)
-    missing = [k for k in ("state_dict", "model_cfg", "target_transform") if not isinstance(ckpt, dict) or k not in ckpt]
+    missing = [k for k in ("state_dict", "model_cfg", "target_transform") if k not in ckpt]
     if missing:
-        have = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise TeacherError(f"{owner}: checkpoint '{path}' lacks {missing} (has {have}); expected Audiobox "
+        raise TeacherError(f"{owner}: checkpoint '{path}' lacks {missing} (has {sorted(ckpt)}); expected Audiobox "
                            "Aesthetics' checkpoint.pt layout")
     cfg = {k: ckpt["model_cfg"][k] for k in MODEL_CFG_KEYS if k in ckpt["model_cfg"]}
     model = cls(**cfg, target_transform=ckpt["target_transform"])

@@ -110,13 +110,15 @@ def check_tokenizer_vocab(tokenizer, name: str, owner: str, expected: int | None
             f"Put them there (HF_HOME) before grading; grading with it would compare audio to noise."
         )
     if expected is not None and n != expected:
-        raise TeacherError(f"{owner}: tokenizer '{name}' has {n} tokens but the model's text embedding has {expected} rows")
+        raise TeacherError(f"{owner}: tokenizer '{name}' has {n} tokens but the model's text embedding "
+                           f"has {expected} rows")
 
 
 def _hub_files_missing(owner: str, tmodel: str, hub_name: str, err: Exception) -> str:
     return (f"{owner}: tmodel='{tmodel}' needs the Hugging Face model '{hub_name}' (laion_clap builds that text "
             f"branch with from_pretrained('{hub_name}')), and it is not in the local cache: {type(err).__name__}: "
-            f"{str(err).rstrip('.')}. On a connected machine run `huggingface-cli download {hub_name}` and copy the cache to "
+            f"{str(err).rstrip('.')}. On a connected machine run `huggingface-cli download {hub_name}` "
+            f"and copy the cache to "
             f"this machine's HF_HOME (HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}).")
 
 
