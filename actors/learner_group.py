@@ -14,7 +14,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 import ray
-from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.placement_group import get_current_placement_group, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from torch import nn
 
@@ -24,6 +24,14 @@ from actors.learner_rank import LearnerRank, LossFn, resolve_backend
 ZERO_STAGES = (1, 2, 3)
 DTYPES = ("fp32", "bf16")
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+
+
+def enclosing_placement_group():
+    """The placement group this process runs in when it captures its children (a Ray Tune trial
+    sized for the whole run), else None. Ray has no nested groups: ranks then take that group's bundles."""
+    if not ray.get_runtime_context().should_capture_child_tasks_in_placement_group:
+        return None
+    return get_current_placement_group()
 
 
 def check_learner_config(cfg: LearnerConfig, grpo=None) -> None:
@@ -72,7 +80,10 @@ class LearnerGroup:
         self.version = 0
         self.actors: list = []
         bundles = [{"CPU": cfg.num_cpus, **({"GPU": cfg.num_gpus} if cfg.num_gpus > 0 else {})}] * cfg.num_ranks
-        self.placement_group = placement_group(bundles, strategy=cfg.placement_strategy)
+        enclosing = enclosing_placement_group()
+        self.owns_placement_group = enclosing is None
+        self.placement_group = (enclosing if enclosing is not None
+                                else placement_group(bundles, strategy=cfg.placement_strategy))
         try:
             ready, _ = ray.wait([self.placement_group.ready()], timeout=cfg.setup_timeout_s)
             if not ready:
@@ -85,7 +96,8 @@ class LearnerGroup:
                 remote_cls.options(
                     num_cpus=cfg.num_cpus,
                     num_gpus=cfg.num_gpus,
-                    scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement_group, placement_group_bundle_index=i),
+                    scheduling_strategy=PlacementGroupSchedulingStrategy(
+                        self.placement_group, placement_group_bundle_index=-1 if enclosing else i),
                 ).remote(i, cfg.num_ranks, cfg, grpo, model_factory, loss_fn, seed)
                 for i in range(cfg.num_ranks)
             ]
@@ -190,6 +202,6 @@ class LearnerGroup:
         for a in self.actors:
             ray.kill(a)
         self.actors = []
-        if self.placement_group is not None:
+        if self.placement_group is not None and self.owns_placement_group:
             remove_placement_group(self.placement_group)
             self.placement_group = None

@@ -118,6 +118,8 @@ class RewardPool:
         self.cfg = pool_cfg
         self.teacher = name
         """`teacher/backend` once a replica has reported it; the pool name until then."""
+        self.reward_range: tuple[float, float] = (-float("inf"), float("inf"))
+        """Range of valid rewards, as the built teacher reports it (known once a replica started)."""
         self._factory = teacher_factory
         self._sample_rate = sample_rate
         self._cond = threading.Condition()
@@ -368,6 +370,8 @@ class RewardPool:
         self._idle.append(replica)
         with self._cond:
             self.teacher = info.get("teacher", self.teacher)
+            if "reward_range" in info:
+                self.reward_range = tuple(info["reward_range"])
             if replica.generation == 0:
                 self._started += 1
             self._cond.notify_all()

@@ -48,7 +48,8 @@ class RolloutWorker:
         torch.set_num_threads(max(1, torch_threads))
         self.index = index
         self.sampler_cfg = sampler_cfg
-        self.policy = build_policy(policy_cfg)
+        self.device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
+        self.policy = build_policy(policy_cfg).to(self.device)  # on its GPU when Ray assigned one
         self.policy.eval()
         self.version = -1
         if initial_state is not None:
@@ -86,7 +87,15 @@ class RolloutWorker:
             prepared = self.policy.prepare([clip], None if cot is None else [cot])
             result = rollout_group(self.policy, prepared, group_size, self.sampler_cfg, list(sde_steps), gen,
                                    self.sampler_cfg.guidance_scale)
-        payload = {"records": result.records, "prepared": prepared, "clip_id": clip.clip_id, "version": self.version}
+        payload = {"records": _on_cpu(result.records), "prepared": prepared, "clip_id": clip.clip_id, "version": self.version}
         meta = {"clip_id": clip.clip_id, "version": self.version, "sample_rate": self.policy.sample_rate,
                 "seconds": time.perf_counter() - start, "worker": self.index}
         return (meta, payload, *result.waveforms)
+
+
+def _on_cpu(records):
+    """The records with every tensor on the CPU (they travel through the object store to CPU tasks)."""
+    import dataclasses
+
+    return dataclasses.replace(records, **{f.name: getattr(records, f.name).cpu() for f in dataclasses.fields(records)
+                                           if isinstance(getattr(records, f.name), torch.Tensor)})

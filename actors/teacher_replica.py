@@ -40,7 +40,8 @@ class TeacherReplica:
 
     def ready(self) -> dict[str, Any]:
         """Which teacher this replica holds, once its constructor has finished."""
-        return {"index": self.index, "teacher": self.teacher.describe(), "pid": os.getpid()}
+        return {"index": self.index, "teacher": self.teacher.describe(), "pid": os.getpid(),
+                "reward_range": [float(v) for v in self.teacher.reward_range]}
 
     def grade(self, batch_id: str, audio_refs: Sequence[Any], clip_refs: Sequence[Any], sample_rate: int) -> list[Grade]:
         """Grade one batch: fetch the waveforms and clips by ref, return one Grade per waveform.

@@ -33,7 +33,7 @@ def init_ray(cfg: PrismConfig) -> bool:
     env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false"}
     if address:
         log.info("joining Ray cluster at %s", address)
-        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True)  # keeps the job's own runtime_env (ray job submit)
         return False
     ray.init(
         num_cpus=cfg.ray.num_cpus,

@@ -14,7 +14,6 @@ import numpy as np
 
 from common.types import TEACHERS
 from orchestrator.config.schema import PrismConfig
-from rewards.base import backend_reward_range
 from rewards.combine import combine_grades
 from rewards.validate import check_grades
 
@@ -61,7 +60,7 @@ def grade_groups(cfg: PrismConfig, pools: dict[str, Any], clip_ids: Sequence[str
     keep = np.ones(P * G, dtype=bool)
     for teacher, grades, secs in done:
         rewards = np.array([g.reward for g in grades], dtype=np.float64)
-        lo, hi = backend_reward_range(teacher, backends[teacher])
+        lo, hi = pools[teacher].reward_range  # the built teacher's own range (it may depend on options)
         keep &= check_grades(teacher, backends[teacher], flat_ids, rewards, (lo, hi), cfg.rewards.on_bad_grade)
         per_teacher[teacher] = rewards.reshape(P, G)
         seconds[teacher] = secs

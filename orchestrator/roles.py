@@ -12,7 +12,7 @@ from common.types import TEACHERS
 from orchestrator.config.schema import PrismConfig
 from orchestrator.grpo.loss import grpo_loss
 from policies.registry import build_policy
-from rewards.base import build_teacher, check_options
+from rewards.base import build_teacher, check_options, import_plugins
 
 
 @dataclass
@@ -39,10 +39,12 @@ class Roles:
 def teacher_factories(cfg: PrismConfig) -> dict[str, Any]:
     """A picklable zero-argument builder per teacher (options are validated here, before any work)."""
     out = {}
+    plugins = list(cfg.rewards.plugins)
+    import_plugins(plugins)
     for t in TEACHERS:
         tc = getattr(cfg.rewards, t)
         check_options(t, tc.backend, tc.options)
-        out[t] = functools.partial(build_teacher, t, tc.backend, dict(tc.options))
+        out[t] = functools.partial(build_teacher, t, tc.backend, dict(tc.options), plugins)
     return out
 
 

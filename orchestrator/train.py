@@ -22,12 +22,15 @@ log = logging.getLogger("prismrl.train")
 
 
 def check_inputs(cfg: PrismConfig) -> None:
-    """Fail before starting Ray when the manifest or the policy checkpoint is missing."""
+    """Fail before starting Ray on a missing manifest or policy checkpoint, or a bad teacher config."""
     manifest = cfg.data.manifest
     if not manifest.startswith("s3://") and not os.path.exists(manifest):
         raise FileNotFoundError(
             f"data.manifest: {manifest} does not exist; make one with `prismrl data synth run_dir=DIR` "
             f"and pass data.manifest=DIR/manifest.parquet")
+    from orchestrator.roles import teacher_factories
+
+    teacher_factories(cfg)  # unknown backend or option key: stop here, naming it
     ckpt = cfg.policy.checkpoint
     if ckpt and not ckpt.startswith("s3://") and not os.path.exists(ckpt):
         raise FileNotFoundError(
@@ -35,8 +38,10 @@ def check_inputs(cfg: PrismConfig) -> None:
             f"policy.checkpoint=null to start from random weights")
 
 
-def run_training(cfg: PrismConfig, stop_after: int | None = None) -> dict[str, Any]:
-    """A whole training run on Ray; returns the summary (also written to summary.json)."""
+def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Tracker | None = None) -> dict[str, Any]:
+    """A whole training run on Ray; returns the summary (also written to summary.json).
+
+    tracker: an MLflow run to log into (a sweep trial's nested run); default a new one. It is ended here."""
     import ray
     from tqdm import tqdm
 
@@ -47,7 +52,7 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None) -> dict[str, A
     check_inputs(cfg)
     os.makedirs(cfg.run_dir, exist_ok=True)
     owns_ray = init_ray(cfg)
-    tracker = Tracker(cfg)
+    tracker = tracker or Tracker(cfg)
     trainer = None
     status = "FAILED"
     try:
@@ -69,7 +74,6 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None) -> dict[str, A
             trainer.save(steps_done)
         val_after = trainer.validate(steps_done, tracker)
         log.info("val_after %s", _fmt(val_after))
-        samples = sum(h.get("samples", 0) for h in history) or trainer.samples_done
         steps_run = len([h for h in history if h["step"] >= trainer.start_step])
         summary = {
             "config": to_dict(cfg),
@@ -85,7 +89,6 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None) -> dict[str, A
             "skipped_clips": trainer.skipped_clips,
             "mlflow": {"tracking_uri": tracker.mlflow.get_tracking_uri(), "run_id": tracker.run_id},
         }
-        del samples
         write_json(os.path.join(cfg.run_dir, "summary.json"), summary)
         tracker.log_artifact(os.path.join(cfg.run_dir, "summary.json"))
         if history:

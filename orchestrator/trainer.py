@@ -138,7 +138,7 @@ class Trainer:
 
     def _step_metrics(self, step: int, collected: dict[str, Any], learn: dict[str, float],
                       timings: dict[str, float], wall: float) -> dict[str, float]:
-        grades, cfg = collected["grades"], self.cfg
+        grades = collected["grades"]
         n = grades.total.size
         m: dict[str, float] = {"step": step}
         for t in TEACHERS:
@@ -165,7 +165,6 @@ class Trainer:
             m[f"pool/{t}/latency_p95_s"] = float(st.get("latency_p95_s", 0.0))
             m[f"pool/{t}/samples_per_s"] = float(st.get("samples_per_s", 0.0))
         m["data/skipped_clips"] = float(len(self.skipped_clips))
-        del cfg
         return m
 
     # ------------------------------------------------------------ validation

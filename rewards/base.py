@@ -66,6 +66,17 @@ def _import_builtin_backends() -> None:
     import rewards.backends  # noqa: F401  (registers every built-in backend)
 
 
+def import_plugins(modules: Sequence[str]) -> None:
+    """Import user modules that register backends (config `rewards.plugins`)."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise TeacherError(f"rewards.plugins: cannot import '{name}': {e}") from e
+
+
 def available_backends(teacher: str | None = None) -> list[tuple[str, str]]:
     """Registered (teacher, backend) pairs."""
     _import_builtin_backends()
@@ -93,8 +104,10 @@ def check_options(teacher: str, backend: str, options: dict[str, Any] | None) ->
     return opt_cls(**options)
 
 
-def build_teacher(teacher: str, backend: str, options: dict[str, Any] | None = None) -> Teacher:
-    """Construct a registered backend from its name and options."""
+def build_teacher(teacher: str, backend: str, options: dict[str, Any] | None = None,
+                  plugins: Sequence[str] = ()) -> Teacher:
+    """Construct a registered backend from its name and options (after importing `plugins`)."""
+    import_plugins(plugins)
     opts = check_options(teacher, backend, options)
     cls, _ = _REGISTRY[(teacher, backend)]
     return cls(opts) if opts is not None else cls()

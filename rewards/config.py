@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 
 @dataclass
@@ -49,3 +49,6 @@ class RewardsConfig:
     """Aesthetic teacher: `signal` or `audiobox`."""
     spatial: TeacherConfig = field(default_factory=lambda: TeacherConfig(backend="gcc_phat"))
     """Spatial teacher: `gcc_phat` or `stereocrw`."""
+    plugins: List[str] = field(default_factory=list)
+    """Python modules imported before teachers are built, in the controller and in every pool replica;
+    a module registers its own backends with `@rewards.base.register_backend(teacher, name)`."""

@@ -30,6 +30,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "learner.dtype": ("fp32", "bf16"),
     "learner.placement_strategy": ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"),
     "policy.text_encoder.kind": ("builtin", "transformers"),
+    "sweep.search": ("grid", "random"),
+    "planner.backend": ("synth", "mllm"),
+    "eval.split": ("train", "val", "test"),
+    "eval.plans": ("dataset", "planner", "none", "random", "monolithic"),
 }
 """Keys whose value must be one of a fixed set."""
 

@@ -6,11 +6,12 @@ actors/config.py, orchestrator/data/config.py); this module composes them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 from actors.config import LearnerConfig, PoolsConfig, RolloutConfig
 from orchestrator.data.config import DataConfig
 from policies.config import PolicyConfig, SamplerConfig
+from policies.planner.config import PlannerConfig
 from rewards.config import RewardsConfig
 
 
@@ -121,6 +122,75 @@ class RayConfig:
 
 
 @dataclass
+class EvalConfig:
+    """`prismrl eval`: the paper's metrics for a policy checkpoint on a split."""
+
+    split: str = "test"
+    """Manifest split to evaluate on: `train`, `val` or `test`."""
+    checkpoint: Optional[str] = None
+    """Policy checkpoint directory (<run_dir>/policy_ema of `prismrl train`, or a pretrained one);
+    None = policy.checkpoint."""
+    baseline: Optional[str] = None
+    """A second policy checkpoint evaluated on the same clips, noise and plans (second column set)."""
+    plans: str = "dataset"
+    """Plans the policy generates from: `dataset` (the manifest's CoT), `planner` (planner.* run on
+    the video), `none` (empty modules), `random` (another clip's plan), `monolithic` (the four modules
+    as one undivided text in the first module)."""
+    limit: int = 0
+    """Most clips evaluated (0 = the whole split)."""
+    batch_size: int = 8
+    """Clips generated per sampler call."""
+
+
+@dataclass
+class SweepWeightsConfig:
+    """Reward weights a sweep explores, per teacher.
+
+    `search: grid`: the values to try. `search: random`: `[low, high]`, drawn uniformly.
+    An empty list keeps the config's own weight (`rewards.weights.<teacher>`). Advantages are
+    normalized, so scaling every weight by one factor changes nothing: keep one teacher fixed.
+    """
+
+    semantic: List[float] = field(default_factory=list)
+    """Semantic weights (empty: fixed at rewards.weights.semantic, the anchor)."""
+    timing: List[float] = field(default_factory=lambda: [0.3, 1.2])
+    """Timing weights."""
+    aesthetic: List[float] = field(default_factory=lambda: [0.0, 0.3])
+    """Aesthetic weights."""
+    spatial: List[float] = field(default_factory=lambda: [0.2, 0.8])
+    """Spatial weights."""
+
+
+@dataclass
+class SweepConfig:
+    """`prismrl sweep`: a Ray Tune search over the four reward weights, each trial a training run."""
+
+    search: str = "random"
+    """`grid` (every combination of the listed weights) or `random` (uniform in each [low, high])."""
+    num_samples: int = 4
+    """random: number of trials; grid: repeats of the whole grid."""
+    weights: SweepWeightsConfig = field(default_factory=SweepWeightsConfig)
+    """Weights explored per teacher."""
+    trial_overrides: List[str] = field(default_factory=list)
+    """Dotted `key=value` overrides applied to every trial (a reduced budget, e.g. `grpo.steps=20`)."""
+    asha: bool = False
+    """Early-stop weak trials with ASHA on the validation total (needs train.val_every > 0)."""
+    asha_grace_steps: int = 0
+    """ASHA: steps a trial runs before it may be stopped (0 = one validation interval, train.val_every)."""
+    asha_reduction_factor: float = 2.0
+    """ASHA: 1/fraction of trials kept at each rung."""
+    trial_cpu_fraction: float = 1.0
+    """Scale on the CPUs of every role inside a trial (rollout workers, pool replicas, learner ranks):
+    below 1, several trials (or one on a small machine) fit in the cluster's CPUs."""
+    head_cpus: float = 0.25
+    """CPUs of a trial's controller (the Tune function actor)."""
+    task_cpus: float = 0.2
+    """CPUs reserved in each trial for its short Ray tasks (experience building)."""
+    max_concurrent: int = 1
+    """Trials running at once."""
+
+
+@dataclass
 class PrismConfig:
     """Everything a PrismRL command reads."""
 
@@ -152,3 +222,9 @@ class PrismConfig:
     """MLflow."""
     ray: RayConfig = field(default_factory=RayConfig)
     """Ray connection."""
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    """Reward-weight sweeps (`prismrl sweep`)."""
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    """CoT planner (video -> four-module plan) for generate, eval and data annotate."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """`prismrl eval` settings."""

@@ -1,0 +1,92 @@
+"""Typed config, presets, overrides and the `prismrl` command line."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from orchestrator.cli import COMMANDS, main
+from orchestrator.config import ConfigError, flatten, from_dict, load_config, to_dict
+from orchestrator.config.load import preset_names
+from rewards.base import TeacherError, check_options
+
+
+def test_presets_load_and_cluster_carries_prismaudio_hyperparameters():
+    assert {"demo", "cluster", "tiny"} <= set(preset_names())
+    c = load_config("cluster")
+    assert (c.sampler.num_steps, c.sampler.guidance_scale, c.sampler.noise_level, c.sampler.window) == (24, 5.0, 0.7, 2)
+    assert (c.grpo.group_size, c.grpo.clip_range, c.grpo.kl_beta, c.grpo.lr, c.grpo.weight_decay) == (16, 1e-4, 0.04, 1e-5, 1e-4)
+    assert c.grpo.adv_clip == 5.0 and c.grpo.max_grad_norm == 1.0
+    w = c.rewards.weights
+    assert (w.semantic, w.timing, w.aesthetic, w.spatial) == (1.0, 0.6, 0.1, 0.4)
+
+
+def test_dotted_overrides_are_typed():
+    c = load_config("demo", ["rewards.weights.timing=0.25", "grpo.steps=7", "train.mode=async", "run_dir=/tmp/x"])
+    assert c.rewards.weights.timing == 0.25 and c.grpo.steps == 7 and c.train.mode == "async"
+    assert c.run_dir == "/tmp/x"
+
+
+def test_default_run_dir_is_per_command_and_timestamped():
+    c = load_config("demo", [], command="train")
+    assert c.run_dir.startswith("runs/train-")
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("rewards.weights.timng=1", "rewards.weights.timng"),
+    ("grpo.steps=abc", "grpo.steps"),
+    ("sampler.schedule=euler", "sampler.schedule"),
+    ("nosuch.key=1", "nosuch.key"),
+    ("learner.zero_stage", "key=value"),
+])
+def test_bad_override_names_the_key(override, needle):
+    with pytest.raises(ConfigError) as err:
+        load_config("demo", [override])
+    assert needle in str(err.value)
+
+
+def test_unknown_key_error_lists_allowed_keys():
+    with pytest.raises(ConfigError) as err:
+        load_config("demo", ["rewards.weights.timng=1"])
+    assert "semantic, timing, aesthetic, spatial" in str(err.value)
+
+
+def test_bad_preset_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grpo:\n  group_sise: 4\n")
+    with pytest.raises(ConfigError, match="grpo.group_sise"):
+        load_config(str(bad))
+    with pytest.raises(ConfigError, match="neither a preset"):
+        load_config("no-such-preset")
+
+
+def test_config_round_trips_through_dict():
+    c = load_config("cluster")
+    assert from_dict(to_dict(c)) == c
+    flat = flatten(to_dict(c))
+    assert flat["rewards.weights.semantic"] == 1.0 and flat["learner.zero_stage"] == 2
+
+
+def test_teacher_backend_and_options_are_checked_by_name():
+    with pytest.raises(TeacherError, match="rewards.timing.backend: unknown backend 'nope'"):
+        check_options("timing", "nope", {})
+    with pytest.raises(TeacherError, match="frame_rat"):
+        check_options("timing", "onset", {"frame_rat": 10})
+
+
+def test_cli_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("data", "pretrain", "train", "sweep", "eval", "bench", "plan"):
+        assert name in COMMANDS and f"  {name}" in out
+
+
+def test_cli_reports_config_errors_with_exit_code_2(capsys):
+    assert main(["train", "demo", "grpo.stepz=3"]) == 2
+    assert "grpo.stepz" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "prismrl COMMAND" in out.stdout

@@ -1,0 +1,66 @@
+"""`ray job submit --working-dir . -- python -m orchestrator.train ...` against a local `ray start --head`:
+the same entry point joins the existing cluster through RAY_ADDRESS and trains."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import load_config
+from orchestrator.data.synth import write_synthscenes
+from orchestrator.pretrain import run_pretrain
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def ray_head():
+    """A head node on loopback, without token auth (test only)."""
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", PATH=f"{bin_dir}:{os.environ['PATH']}")
+    env.pop("RAY_ADDRESS", None)
+    port, dash = free_port(), free_port()
+    temp_dir = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's unix socket paths must fit 107 bytes
+    start = [str(bin_dir / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+             "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=4",
+             "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp_dir}"]
+    out = subprocess.run(start, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    try:
+        yield env, f"http://127.0.0.1:{dash}"
+    finally:
+        subprocess.run([str(bin_dir / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_ray_job_submit_runs_the_training_entry_point(tmp_path, ray_head):
+    env, address = ray_head
+    cfg = load_config("tiny", [f"run_dir={tmp_path / 'pre'}", f"policy.checkpoint={tmp_path / 'policy'}"])
+    manifest = write_synthscenes(str(tmp_path / "data"), cfg.data.synth, cfg.data.s3, progress=False)
+    cfg.data.manifest = manifest
+    run_pretrain(cfg)
+    run_dir = tmp_path / "job-run"
+    entry = [sys.executable, "-m", "orchestrator.train", "tiny", f"run_dir={run_dir}", f"data.manifest={manifest}",
+             f"policy.checkpoint={tmp_path / 'policy'}", "grpo.steps=1", "train.checkpoint_every=0"]
+    submit = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", address,
+              "--working-dir", str(REPO), "--", *entry]
+    out = subprocess.run(submit, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "succeeded" in (out.stdout + out.stderr)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 1
+    assert set(summary["val_after"]) == {"semantic", "timing", "aesthetic", "spatial", "total"}
