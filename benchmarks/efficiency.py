@@ -71,6 +71,8 @@ def schedule_config(cfg: PrismConfig, schedule: str, opts: EfficiencyOptions) ->
     out.train.resume = "none"
     out.train.checkpoint_dir = None
     out.tracking.run_name = f"{os.path.basename(os.path.normpath(cfg.run_dir))}-{schedule}"
+    if not out.tracking.tracking_uri:  # one store for all schedules: one MLflow experiment to compare them in
+        out.tracking.tracking_uri = "sqlite:///" + os.path.abspath(os.path.join(cfg.run_dir, "mlflow.db"))
     if out.train.val_every <= 0:
         out.train.val_every = max(1, cfg.grpo.steps // 4)
     if schedule == "flow_grpo":
@@ -168,7 +170,7 @@ def run(cfg: PrismConfig, opts: EfficiencyOptions | None = None) -> dict[str, An
         runs[schedule] = {
             "run_dir": run_cfg.run_dir, "mlflow": summary["mlflow"], "steps": summary["steps"],
             "train_wall_s": summary["train_wall_s"], "wall_s": summary["wall_s"],
-            "train_s_per_step": summary["train_wall_s"] / max(1, summary["steps_this_run"]),
+            "train_s_per_step": curves[schedule][-1].train_s / max(1, curves[schedule][-1].step),
             "window": run_cfg.sampler.window, "mix_slide_every": run_cfg.sampler.mix_slide_every,
         }
     result = compare(curves, opts.reference)

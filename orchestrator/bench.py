@@ -8,7 +8,8 @@ NAME:
   pools       reward-pool scaling: samples/s per teacher at 1, 2, 4, 8 replicas (benchmarks/pools.py)
   gpu         one GPU: rollout s/clip, learner s/step, weight sync s, peak GPU memory of the
               cluster-size policy (benchmarks/gpu.py); exits with code 2 when there is no GPU
-  ablation    teacher and CoT ablations (orchestrator/ablation.py), when that module is installed
+  ablation    the paper's teacher and CoT ablation tables: handed to orchestrator/ablation.py
+              (its own arguments: [CONFIG] [steps=N] [pretrained=PATH] [key=value ...])
 
 CONFIG and key=value are as for `prismrl train` (default preset: demo; gpu: cluster).
 bench.KEY=value sets the benchmark's own options, e.g. bench.measure_steps=5 or
@@ -24,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-import json
 import logging
 import os
 import sys
@@ -73,8 +73,8 @@ def run_pools(cfg: PrismConfig, opts: PoolsOptions) -> dict[str, Any]:
 class Benchmark:
     """How to run one benchmark: its options class, its run and markdown functions, its default preset."""
 
-    load: Callable[[], tuple[type | None, Callable[..., dict], Callable[[dict], str]]]
-    """Imports the benchmark lazily; returns (options dataclass or None, run(cfg[, opts]), markdown(result))."""
+    load: Callable[[], tuple[type, Callable[..., dict], Callable[[dict], str]]]
+    """Imports the benchmark lazily; returns (options dataclass, run(cfg, opts), markdown(result))."""
     preset: str
     """Config preset used when none is given."""
 
@@ -92,34 +92,19 @@ def _pools() -> tuple:
     return PoolsOptions, run_pools, markdown_table
 
 
-def _ablation() -> tuple:
-    if importlib.util.find_spec("orchestrator.ablation") is None:
-        raise BenchUnavailable("prismrl bench ablation: not available in this version (no orchestrator/ablation.py)")
-    mod = importlib.import_module("orchestrator.ablation")
-    md = getattr(mod, "markdown", None) or (lambda r: "```json\n" + json.dumps(r, indent=2, default=float) + "\n```")
-    return None, mod.run, md
-
-
 BENCHMARKS: dict[str, Benchmark] = {
     "efficiency": Benchmark(_module_benchmark("benchmarks.efficiency", "EfficiencyOptions"), "demo"),
     "throughput": Benchmark(_module_benchmark("benchmarks.throughput", "ThroughputOptions"), "demo"),
     "pools": Benchmark(_pools, "demo"),
     "gpu": Benchmark(_module_benchmark("benchmarks.gpu", "GpuOptions"), "cluster"),
-    "ablation": Benchmark(_ablation, "demo"),
 }
-"""Every `prismrl bench` NAME."""
+"""Every `prismrl bench` NAME run by this module."""
+DELEGATED: dict[str, str] = {"ablation": "orchestrator.ablation"}
+"""`prismrl bench` NAMEs handed whole to another module's main(argv) (it parses and writes its own outputs)."""
 
 
-class BenchUnavailable(RuntimeError):
-    """The benchmark cannot run here (no GPU, module not installed); the message says why."""
-
-
-def parse_options(cls: type | None, items: list[str], name: str) -> Any:
+def parse_options(cls: type, items: list[str], name: str) -> Any:
     """The options dataclass from `bench.KEY=value` items; unknown keys and bad values raise ConfigError."""
-    if cls is None:
-        if items:
-            raise ConfigError(f"prismrl bench {name} takes no bench.* options, got {items}")
-        return None
     node = OmegaConf.structured(cls)
     allowed = ", ".join(f.name for f in dataclasses.fields(cls))
     for item in items:
@@ -139,10 +124,9 @@ def run_benchmark(name: str, cfg: PrismConfig, opts: Any = None) -> dict[str, An
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown benchmark '{name}'; available: {', '.join(BENCHMARKS)}")
     options_cls, run, markdown = BENCHMARKS[name].load()
-    if options_cls is not None and opts is None:
-        opts = options_cls()
+    opts = options_cls() if opts is None else opts
     os.makedirs(cfg.run_dir, exist_ok=True)
-    result = run(cfg, opts) if options_cls is not None else run(cfg)
+    result = run(cfg, opts)
     write_outputs(cfg.run_dir, name, result, markdown(result))
     return result
 
@@ -165,8 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.strip())
         return 0
     name, rest = argv[0], argv[1:]
+    if name in DELEGATED:
+        return _delegate(name, rest)
     if name not in BENCHMARKS:
-        print(f"prismrl bench: unknown benchmark '{name}'; available: {', '.join(BENCHMARKS)}", file=sys.stderr)
+        print(f"prismrl bench: unknown benchmark '{name}'; available: {', '.join([*BENCHMARKS, *DELEGATED])}",
+              file=sys.stderr)
         return 2
     if wants_help(rest, __doc__):
         return 0
@@ -178,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = parse_options(options_cls, bench_items, name)
         cfg = load_config(preset, overrides, command=f"bench-{name}")
         run_benchmark(name, cfg, opts)
-    except (BenchUnavailable, GpuUnavailable) as e:
+    except GpuUnavailable as e:
         print(str(e), file=sys.stderr)
         return UNAVAILABLE_EXIT
     print(f"wrote {os.path.join(cfg.run_dir, name + '.json')} and {name}.md")
@@ -186,3 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f.read())
     return 0
 
+
+def _delegate(name: str, argv: list[str]) -> int:
+    module = DELEGATED[name]
+    if importlib.util.find_spec(module) is None:
+        print(f"prismrl bench {name}: not available in this version (no {module})", file=sys.stderr)
+        return UNAVAILABLE_EXIT
+    return int(importlib.import_module(module).main(argv) or 0)

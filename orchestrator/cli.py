@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("orchestrator.data.cli:main", "SynthScenes generation and manifest tools (synth, summary)"),
     "pretrain": ("orchestrator.pretrain:main", "supervised flow-matching pretraining of the policy"),
+    "train-planner": ("orchestrator.plan_training:main", "train the synth CoT planner (video -> four-module plan)"),
     "train": ("orchestrator.train:main", "distributed Fast-GRPO training on Ray"),
     "demo": ("orchestrator.demo:main", "the laptop job: data, pretrain, Fast-GRPO, summary"),
     "sweep": ("orchestrator.sweep:main", "Ray Tune sweep over the four reward weights"),

@@ -191,7 +191,8 @@ def run_eval(cfg: PrismConfig, clips: Sequence[Clip] | None = None, track: bool 
     durations = {p.cfg.duration_s for p in policies.values()}
     if len(durations) > 1:
         raise ValueError(f"eval: checkpoint and baseline generate different durations {sorted(durations)} s")
-    clips = [fit_clip(c, durations.pop()) for c in (clips if clips is not None else load_eval_clips(cfg))]
+    duration = durations.pop()
+    clips = [fit_clip(c, duration) for c in (clips if clips is not None else load_eval_clips(cfg))]
     plans = plans_for(cfg, clips)
     teachers = build_teachers(cfg)
     columns, per_clip = {}, {}

@@ -15,9 +15,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import sys
 import time
 from typing import Any
+
+from omegaconf import OmegaConf
 
 from common.types import TEACHERS
 from orchestrator.cli_args import config_from_argv, wants_help
@@ -31,6 +34,7 @@ from orchestrator.tracking import Tracker, tracking_uri, write_json
 log = logging.getLogger("prismrl.sweep")
 METRIC = "val_total_ref"
 """What ASHA (and "best trial") ranks by: the validation total under the sweep config's weights."""
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def trial_template(cfg: PrismConfig, saved_config: str) -> PrismConfig:
@@ -63,6 +67,12 @@ def _scheduler(cfg: PrismConfig, template: PrismConfig):
                          reduction_factor=cfg.sweep.asha_reduction_factor)
 
 
+def error_text(error: BaseException) -> str:
+    """`Type: message` of what failed inside a trial: the cause a RayTaskError wraps, no colour codes."""
+    cause = getattr(error, "cause", None) or error
+    return ANSI.sub("", f"{type(cause).__name__}: {cause}").strip()
+
+
 def _row(result: Any, runs_by_name: dict[str, Any]) -> dict[str, Any]:
     name = os.path.basename(os.path.normpath(result.path))
     m = result.metrics or {}
@@ -78,7 +88,7 @@ def _row(result: Any, runs_by_name: dict[str, Any]) -> dict[str, Any]:
         "val_total": float(m.get("val_total", math.nan)),
         "steps": int(m.get("step", 0)),
         "mlflow_run_id": run.info.run_id if run else None,
-        "error": f"{type(result.error).__name__}: {result.error}" if result.error else None,
+        "error": error_text(result.error) if result.error else None,
         "before": {t: float(m[f"before_val_{t}"]) for t in TEACHERS if f"before_val_{t}" in m},
         "before_total_ref": float(m.get(f"before_{METRIC}", math.nan)),
     }
@@ -115,8 +125,6 @@ def run_sweep(cfg: PrismConfig) -> dict[str, Any]:
     sweep_dir = os.path.abspath(cfg.run_dir)
     os.makedirs(sweep_dir, exist_ok=True)
     saved = os.path.join(sweep_dir, "sweep_config.yaml")
-    from omegaconf import OmegaConf
-
     OmegaConf.save(OmegaConf.create(to_dict(cfg)), saved)
     template = trial_template(cfg, saved)
     bundles = trial_bundles(template)
@@ -139,7 +147,7 @@ def run_sweep(cfg: PrismConfig) -> dict[str, Any]:
             param_space=space,
             tune_config=tune.TuneConfig(
                 metric=METRIC, mode="max", num_samples=cfg.sweep.num_samples, scheduler=scheduler,
-                search_alg=BasicVariantGenerator(random_state=cfg.seed), max_concurrent_trials=cfg.sweep.max_concurrent,
+                search_alg=BasicVariantGenerator(random_state=cfg.seed, max_concurrent=cfg.sweep.max_concurrent),
                 trial_name_creator=trial_name, trial_dirname_creator=trial_name),
             run_config=tune.RunConfig(name="tune", storage_path=sweep_dir, verbose=1,
                                       failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),

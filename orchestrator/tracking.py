@@ -24,9 +24,12 @@ MAX_PARAM_CHARS = 500
 
 
 def tracking_uri(cfg: PrismConfig) -> str:
-    """The configured URI, or sqlite:///<abs run_dir>/mlflow.db."""
+    """The configured URI, else MLFLOW_TRACKING_URI (set on cluster nodes, see cluster/), else
+    sqlite:///<abs run_dir>/mlflow.db."""
     if cfg.tracking.tracking_uri:
         return cfg.tracking.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
     return "sqlite:///" + os.path.abspath(os.path.join(cfg.run_dir, "mlflow.db"))
 
 

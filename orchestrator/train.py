@@ -65,7 +65,7 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
         log.info("val_before %s", _fmt(val_before))
         bar = tqdm(total=cfg.grpo.steps, initial=trainer.start_step, desc="fast-grpo", unit="step",
                    disable=not cfg.tracking.progress, dynamic_ncols=True)
-        t_fit = time.perf_counter()
+        t_fit, first_step = time.perf_counter(), trainer.start_step
         history = trainer.fit(tracker, bar, stop_after=stop_after)
         fit_s = time.perf_counter() - t_fit
         bar.close()
@@ -74,7 +74,8 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
             trainer.save(steps_done)
         val_after = trainer.validate(steps_done, tracker)
         log.info("val_after %s", _fmt(val_after))
-        steps_run = len([h for h in history if h["step"] >= trainer.start_step])
+        policy_ema = export_ema_policy(cfg, trainer)
+        steps_run = len([h for h in history if h["step"] >= first_step])
         summary = {
             "config": to_dict(cfg),
             "steps": steps_done,
@@ -87,6 +88,7 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
             "max_staleness_seen": trainer.buffer.max_seen_staleness,
             "rollout_worker_replacements": trainer.roles.fleet.replacements,
             "skipped_clips": trainer.skipped_clips,
+            "policy_ema": policy_ema,
             "mlflow": {"tracking_uri": tracker.mlflow.get_tracking_uri(), "run_id": tracker.run_id},
         }
         write_json(os.path.join(cfg.run_dir, "summary.json"), summary)
@@ -104,6 +106,22 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
             trainer.shutdown()
         if owns_ray:
             ray.shutdown()
+
+
+def export_ema_policy(cfg: PrismConfig, trainer) -> str:
+    """The learner's EMA weights as a policy checkpoint, <run_dir>/policy_ema (what `prismrl generate`
+    and `prismrl eval` take as checkpoint=PATH); returns its path."""
+    import dataclasses
+
+    import ray
+
+    from policies.checkpoint import save_policy
+    from policies.registry import build_policy
+
+    _, ref = trainer.roles.learner.get_ema_weights()
+    policy = build_policy(cfg.policy)
+    policy.load_state_dict(ray.get(ref))
+    return save_policy(policy, dataclasses.replace(cfg.policy, checkpoint=None), os.path.join(cfg.run_dir, "policy_ema"))
 
 
 def _fmt(vals: dict[str, float]) -> str:

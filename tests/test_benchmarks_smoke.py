@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 import pytest
 
 from benchmarks.efficiency import (CurvePoint, EfficiencyOptions, compare, curve_from_history, mix_slide_period,
@@ -86,6 +85,11 @@ def test_bench_options_are_typed_and_unknown_ones_are_named():
         parse_options(ThroughputOptions, ["measure_steps=many"], "throughput")
 
 
+def test_unknown_benchmark_is_refused_with_the_list(capsys):
+    assert bench_main(["speed"]) == 2
+    assert "unknown benchmark 'speed'; available: efficiency, throughput, pools, gpu" in capsys.readouterr().err
+
+
 def test_gpu_benchmark_fails_fast_without_a_gpu(tmp_path, capsys, monkeypatch):
     code = bench_main(["gpu", "tiny", f"run_dir={tmp_path}"])
     assert code == 2
@@ -111,7 +115,7 @@ def tiny_world(tmp_path_factory):
     from orchestrator.pretrain import run_pretrain
 
     root = tmp_path_factory.mktemp("bench")
-    cfg = load_config("tiny", [f"run_dir={root / 'pre'}", f"policy.checkpoint={root / 'policy'}"])
+    cfg = load_config("tiny", [f"run_dir={root / 'pre'}", f"policy.checkpoint={root / 'policy'}", "pretrain.steps=5"])
     manifest = write_synthscenes(str(root / "data"), cfg.data.synth, cfg.data.s3, progress=False)
     cfg.data.manifest = str(manifest)
     run_pretrain(cfg)
@@ -129,15 +133,15 @@ def tiny_cfg(root, manifest, name, *overrides):
 @pytest.mark.slow
 def test_efficiency_compares_schedules_from_the_same_start(tiny_world):
     root, manifest = tiny_world
-    cfg = tiny_cfg(root, manifest, "eff", "grpo.steps=2", "train.val_every=1")
-    result = run_benchmark("efficiency", cfg, EfficiencyOptions())
+    cfg = tiny_cfg(root, manifest, "eff", "grpo.steps=1", "train.val_every=1")
+    result = run_benchmark("efficiency", cfg, EfficiencyOptions(schedules=["fast_grpo", "flow_grpo"]))
     saved = json.loads((root / "eff" / "efficiency.json").read_text())
     assert saved["steps_to_target"] == result["steps_to_target"]
-    assert set(saved["steps_to_target"]) == set(saved["wall_to_target"]) == {"fast_grpo", "flow_grpo", "mix_grpo"}
+    assert set(saved["steps_to_target"]) == set(saved["wall_to_target"]) == {"fast_grpo", "flow_grpo"}
     for schedule, curve in saved["curves"].items():
-        assert [p["step"] for p in curve] == [0, 1, 2], schedule
+        assert [p["step"] for p in curve] == [0, 1], schedule
     starts = [c[0]["total"] for c in saved["curves"].values()]
-    assert starts == pytest.approx([starts[0]] * 3, abs=1e-6)  # same policy, data, val noise
+    assert starts[0] == pytest.approx(starts[1], abs=1e-6)  # same policy, data, val noise
     assert saved["steps_to_target"]["flow_grpo"] is not None  # the reference reaches its own best
     assert saved["target"] == max(p["total"] for p in saved["curves"]["flow_grpo"] if p["step"] > 0)
     assert "| fast_grpo |" in (root / "eff" / "efficiency.md").read_text()
@@ -147,16 +151,15 @@ def test_efficiency_compares_schedules_from_the_same_start(tiny_world):
 def test_throughput_pipeline_and_sequential_loop_do_the_same_work(tiny_world):
     root, manifest = tiny_world
     cfg = tiny_cfg(root, manifest, "thr", "grpo.prompts_per_step=2", "grpo.group_size=2")
-    result = run_benchmark("throughput", cfg, ThroughputOptions(warmup_steps=1, measure_steps=1))
+    result = run_benchmark("throughput", cfg, ThroughputOptions(warmup_steps=0, measure_steps=1))
     assert result["pipeline_samples_per_s"] > 0 and result["sequential_samples_per_s"] > 0
     assert result["pipeline_over_sequential"] == pytest.approx(
         result["pipeline_samples_per_s"] / result["sequential_samples_per_s"])
     assert 0.0 <= result["overhead_fraction"] < 1.0
     # Identical work: the same prompts, windows, noise and weights give the same first-step rewards.
     pipe, seq = result["pipeline"]["reward_total"], result["sequential"]["reward_total"]
-    assert len(pipe) == len(seq) == 2
+    assert len(pipe) == len(seq) == 1
     assert seq[0] == pytest.approx(pipe[0], rel=1e-4, abs=1e-6)
-    assert np.isfinite(seq[1])
     assert os.path.exists(root / "thr" / "throughput.md")
 
 
@@ -164,11 +167,10 @@ def test_throughput_pipeline_and_sequential_loop_do_the_same_work(tiny_world):
 def test_pools_scaling_reports_samples_per_s_per_teacher_and_replicas(tiny_world):
     root, manifest = tiny_world
     cfg = tiny_cfg(root, manifest, "pools")
-    opts = PoolsOptions(teachers=["latency", "spatial"], replicas=[1, 2], n_samples=16, added_latency_s=0.05,
-                        max_batch=4)
+    opts = PoolsOptions(teachers=["latency"], replicas=[1, 2], n_samples=16, added_latency_s=0.1, max_batch=2)
     run_benchmark("pools", cfg, opts)
     saved = json.loads((root / "pools" / "pools.json").read_text())
-    assert set(saved["scaling"]) == {"latency", "spatial"}
+    assert set(saved["scaling"]) == {"latency"}
     for teacher, per_replicas in saved["scaling"].items():
         assert set(per_replicas) == {"1", "2"} and all(v > 0 for v in per_replicas.values()), teacher
     # The latency teacher waits without using a CPU: two replicas grade faster than one.

@@ -147,7 +147,8 @@ def test_two_trial_sweep_logs_nested_runs_and_pareto_table(tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
     trial_budget = "[grpo.steps=1,train.val_clips=2,train.checkpoint_every=0,rollout.num_workers=1,learner.num_ranks=1]"
     code = main(["tiny", f"run_dir={sweep_dir}", f"data.manifest={manifest}", f"policy.checkpoint={tmp_path / 'policy'}",
-                 "ray.object_store_mb=256", "ray.num_cpus=2", "sweep.search=grid", "sweep.weights.timing=[0.3,1.2]",
+                 "ray.object_store_mb=256", "ray.num_cpus=4", "sweep.search=grid", "sweep.num_samples=1",
+                 "sweep.max_concurrent=2", "sweep.weights.timing=[0.3,1.2]",
                  "sweep.weights.aesthetic=[]", "sweep.weights.spatial=[]", "sweep.trial_cpu_fraction=0.5",
                  f"sweep.trial_overrides={trial_budget}"])
     out = capsys.readouterr().out
@@ -177,3 +178,15 @@ def test_two_trial_sweep_logs_nested_runs_and_pareto_table(tmp_path, capsys):
         assert "val/total" in child.data.metrics
         assert "summary.json" in [a.path for a in client.list_artifacts(child.info.run_id)]
     assert {"pareto.md", "pareto.json", "pareto.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def test_failed_trial_error_names_the_cause_without_ray_wrapping():
+    from ray.exceptions import RayTaskError
+
+    from orchestrator.sweep import error_text
+
+    try:
+        raise RayTaskError("train", "traceback", MemoryError("node low on memory")).as_instanceof_cause()
+    except Exception as wrapped:
+        assert error_text(wrapped) == "MemoryError: node low on memory"
+    assert error_text(RuntimeError("\x1b[36mray::run_trial\x1b[39m failed")) == "RuntimeError: ray::run_trial failed"

@@ -7,6 +7,9 @@
       goes next to data.manifest, so a later `prismrl train` with the same config finds it.
   prismrl data summary [CONFIG] data.manifest=PATH_OR_S3_URL
       Prints clip counts per split and class, durations and event statistics (manifest only).
+  prismrl data annotate [CONFIG] data.manifest=PATH planner.backend=mllm planner.mllm_path=DIR
+      Plans every clip with the configured planner (a Ray actor pool of planner.replicas) into
+      plans.jsonl next to the manifest; a rerun skips the clips already planned.
 """
 from __future__ import annotations
 
@@ -105,7 +108,21 @@ def summary(args: list[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {"synth": synth, "summary": summary}
+def annotate(args: list[str]) -> int:
+    """Write plans for a manifest (see orchestrator.data.annotate_plans)."""
+    from orchestrator.data.annotate_plans import annotate_manifest
+
+    cfg, _ = _config(args)
+    try:
+        result = annotate_manifest(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"prismrl data annotate: {e}", file=sys.stderr)
+        return 2
+    print(f"planned {result['planned']} clip(s), {result['already_done']} already done; plans: {result['plans']}")
+    return 0
+
+
+SUBCOMMANDS = {"synth": synth, "summary": summary, "annotate": annotate}
 
 
 def main(argv: list[str]) -> int:

@@ -33,11 +33,11 @@ class PlannerConfig:
     """CPUs reserved per planner actor."""
     num_gpus: float = 0.0
     """GPUs reserved per planner actor (fractions allowed)."""
-    train_steps: int = 400
+    train_steps: int = 1500
     """`prismrl train-planner`: optimizer steps of the synth planner."""
     train_batch_frames: int = 128
     """Frames per training step of the synth planner."""
-    train_lr: float = 3e-3
+    train_lr: float = 5e-3
     """AdamW learning rate of the synth planner."""
     train_time_budget_s: float = 100.0
     """Stop training the synth planner after this many seconds (0 = no limit)."""

@@ -175,8 +175,8 @@ class SynthPlanner(Planner):
     def probabilities(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(presence [T, K, G, G], onset [T, G, G]) probabilities of one video's frames."""
         x = frame_pairs(resize_frames(frames, self.net.frame_size)).to(self.device)
-        p_logits, o_logits = self.net(x)
-        return torch.sigmoid(p_logits).cpu().numpy(), torch.sigmoid(o_logits[:, 0]).cpu().numpy()
+        presence, onset = self.net.probabilities(x)
+        return presence.cpu().numpy(), onset.cpu().numpy()
 
     def read(self, frames: np.ndarray, fps: float) -> SeenVideo:
         """What the planner sees in one video."""

@@ -3,10 +3,10 @@ frame) and maps, on a coarse grid over the picture, where the object of each sou
 where an impact (a flash: the start of a sound) happens.
 
 Input per frame: [cur/255, (cur - prev)/255] resized to frame_size (6 channels). Output, on a grid of
-G x G cells (G = frame_size / 4): `presence` logits [K, G, G] (the object of class k covers this
-cell) and `onset` logits [1, G, G] (an object starts flashing in this cell in this frame; class-
-agnostic: the class is read from the presence map of the previous frame, where the object still
-shows its own colour). Targets (`frame_targets`): presence is a Gaussian bump of width CELL_SIGMA
+G x G cells (G = frame_size / 4): objectness (an object covers this cell), the class of that object
+(softmax over K), so presence of class k = P(object) * P(k | object); and `onset` (an object starts
+flashing in this cell in this frame; class-agnostic: the class is read from the presence map of the
+previous frame, where the object still shows its own colour). Targets (`frame_targets`): presence is a Gaussian bump of width CELL_SIGMA
 cells around the object's centre, so its x is read back below cell resolution; onset is 1 in the
 cell of the flashing object's centre on its onset frame.
 """
@@ -22,7 +22,9 @@ CELL_SIGMA = 0.6
 ONSET_POS_WEIGHT = 8.0
 """Weight of positive onset cells in the loss (onsets are rare)."""
 PRESENCE_POS_WEIGHT = 8.0
-"""Weight of presence cells at an object's centre in the loss (most cells are empty)."""
+"""Weight of objectness cells at an object's centre in the loss (most cells are empty)."""
+OBJECT_CELL = 0.3
+"""Cells whose presence target is at least this much are trained on the object's class."""
 
 
 def resize_frames(frames: np.ndarray, size: int) -> torch.Tensor:
@@ -59,10 +61,10 @@ def frame_targets(centres: np.ndarray, onset_frames: np.ndarray, grid: int) -> t
 
 
 class FrameEventNet(nn.Module):
-    """Conv net: frames [B, 6, S, S] -> (presence logits [B, K, G, G], onset logits [B, 1, G, G]), G = S/4.
+    """Conv net: frames [B, 6, S, S] -> per cell of a G x G grid (G = S/4): objectness, class and onset logits.
 
-    A conv body (two stride-2 stages) and a per-cell head over the body's features plus the cell's
-    mean input."""
+    A patch embedding (one token per 4x4 patch, so colours stay exact), two 3x3 context layers on the
+    grid, and a per-cell head."""
 
     def __init__(self, num_classes: int, frame_size: int = 32, channels: int = 32):
         super().__init__()
@@ -71,25 +73,34 @@ class FrameEventNet(nn.Module):
         c = channels
         self.num_classes, self.frame_size, self.grid = num_classes, frame_size, frame_size // 4
         self.body = nn.Sequential(
-            nn.Conv2d(6, c, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(6, c, 4, stride=4), nn.SiLU(),  # one token per 4x4 patch: keeps exact pixel colours
+            nn.Conv2d(c, c, 1), nn.SiLU(),
+            nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),  # context: the neighbouring patches
             nn.Conv2d(c, c, 3, padding=1), nn.SiLU(),
         )
-        # The head also sees each cell's mean input (colour and change): class identity is mostly colour.
-        self.head = nn.Sequential(nn.Conv2d(c + 6, c, 1), nn.SiLU(), nn.Conv2d(c, num_classes + 1, 1))
+        self.head = nn.Conv2d(c, num_classes + 2, 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        maps = self.head(torch.cat([self.body(x), F.avg_pool2d(x, 4)], dim=1))
-        return maps[:, : self.num_classes], maps[:, self.num_classes :]
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(objectness logits [B, 1, G, G], class logits [B, K, G, G], onset logits [B, 1, G, G])."""
+        maps = self.head(self.body(x))
+        return maps[:, :1], maps[:, 1 : 1 + self.num_classes], maps[:, 1 + self.num_classes :]
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(presence [B, K, G, G] = P(object) * P(class | object), onset [B, G, G]) probabilities."""
+        obj, cls, onset = self(x)
+        return torch.sigmoid(obj) * torch.softmax(cls, dim=1), torch.sigmoid(onset[:, 0])
 
 
 def planner_loss(net: FrameEventNet, inputs: torch.Tensor, presence: torch.Tensor, onset: torch.Tensor) -> torch.Tensor:
-    """Weighted BCE of the presence map against its Gaussian targets plus weighted BCE of the onset map
-    (cells near an object / an impact weigh PRESENCE_POS_WEIGHT / ONSET_POS_WEIGHT times more)."""
-    p_logits, o_logits = net(inputs)
-    p_weight = 1.0 + (PRESENCE_POS_WEIGHT - 1.0) * presence
-    o_weight = 1.0 + (ONSET_POS_WEIGHT - 1.0) * onset
-    return F.binary_cross_entropy_with_logits(p_logits, presence, weight=p_weight) + F.binary_cross_entropy_with_logits(
-        o_logits, onset, weight=o_weight)
+    """Loss against `frame_targets` output: weighted BCE of objectness (the strongest class bump per
+    cell) + cross-entropy of the class at cells near an object (bump >= OBJECT_CELL) + weighted BCE
+    of the onset map (cells near an object / an impact weigh PRESENCE_POS_WEIGHT / ONSET_POS_WEIGHT
+    times more)."""
+    obj_logits, cls_logits, onset_logits = net(inputs)
+    objectness, cls = presence.max(dim=1, keepdim=True)
+    cls = torch.where(objectness[:, 0] >= OBJECT_CELL, cls[:, 0], torch.full_like(cls[:, 0], -1))
+    loss = F.binary_cross_entropy_with_logits(obj_logits, objectness, weight=1.0 + (PRESENCE_POS_WEIGHT - 1.0) * objectness)
+    if bool((cls >= 0).any()):
+        loss = loss + F.cross_entropy(cls_logits, cls, ignore_index=-1)
+    return loss + F.binary_cross_entropy_with_logits(onset_logits, onset, weight=1.0 + (ONSET_POS_WEIGHT - 1.0) * onset)
