@@ -13,6 +13,7 @@ Flow-GRPO trains on every sampler step (sampler.flow_train_steps=0): that is its
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ class EfficiencyOptions:
     """MixGRPO's window of SDE steps (its paper: 4 of 25)."""
     mix_slide_every: int = 0
     """MixGRPO's training steps per one-step slide; 0 = slide across the whole schedule within grpo.steps."""
+    reuse: bool = False
+    """Reuse a schedule's finished run (<run_dir>/<schedule>/summary.json and its MLflow run) instead of
+    training it again, e.g. after a crash in a later schedule."""
 
 
 @dataclass
@@ -155,6 +159,23 @@ def read_curve(tracking_uri: str, run_id: str) -> list[CurvePoint]:
     return curve_from_history(val, step_s)
 
 
+def finished_summary(run_cfg: PrismConfig) -> Optional[dict[str, Any]]:
+    """The summary.json of a finished run in run_cfg.run_dir made with this very config (run dir and
+    tracking aside), else None: a run made before a preset or an override changed is trained again."""
+    from orchestrator.config.load import to_dict
+
+    path = os.path.join(run_cfg.run_dir, "summary.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        summary = json.load(f)
+
+    def comparable(config: dict) -> dict:
+        return {k: v for k, v in json.loads(json.dumps(config, default=float)).items() if k not in ("run_dir", "tracking")}
+
+    return summary if comparable(summary.get("config", {})) == comparable(to_dict(run_cfg)) else None
+
+
 def run(cfg: PrismConfig, opts: EfficiencyOptions | None = None) -> dict[str, Any]:
     """Train every schedule, read back the validation curves, compare them with the reference."""
     from orchestrator.train import run_training
@@ -165,7 +186,8 @@ def run(cfg: PrismConfig, opts: EfficiencyOptions | None = None) -> dict[str, An
     curves, runs = {}, {}
     for schedule in opts.schedules:
         run_cfg = schedule_config(cfg, schedule, opts)
-        summary = run_training(run_cfg)
+        summary = finished_summary(run_cfg) if opts.reuse else None
+        summary = summary or run_training(run_cfg)
         curves[schedule] = read_curve(summary["mlflow"]["tracking_uri"], summary["mlflow"]["run_id"])
         runs[schedule] = {
             "run_dir": run_cfg.run_dir, "mlflow": summary["mlflow"], "steps": summary["steps"],

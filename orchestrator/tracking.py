@@ -21,6 +21,9 @@ from orchestrator.plots import spectrogram_png
 
 log = logging.getLogger(__name__)
 MAX_PARAM_CHARS = 500
+NODE_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI")
+"""The node's MLFLOW_TRACKING_URI as the process started with it. Read once at import: MLflow's own
+`set_tracking_uri` writes that variable, so reading it later would pick up a previous run's store."""
 
 
 def tracking_uri(cfg: PrismConfig) -> str:
@@ -28,8 +31,8 @@ def tracking_uri(cfg: PrismConfig) -> str:
     sqlite:///<abs run_dir>/mlflow.db."""
     if cfg.tracking.tracking_uri:
         return cfg.tracking.tracking_uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+    if NODE_TRACKING_URI:
+        return NODE_TRACKING_URI
     return "sqlite:///" + os.path.abspath(os.path.join(cfg.run_dir, "mlflow.db"))
 
 

@@ -11,7 +11,7 @@ from benchmarks.efficiency import (CurvePoint, EfficiencyOptions, compare, curve
 from benchmarks.throughput import ThroughputOptions, overhead_fraction, rollout_critical_path, step_stages
 from orchestrator.bench import PoolsOptions, main as bench_main, parse_options, run_benchmark
 from orchestrator.config import load_config
-from orchestrator.config.load import ConfigError
+from orchestrator.config.load import ConfigError, to_dict
 from policies.schedules import window_for_step
 
 TEACHER_TIMES = {"time/reward.semantic": 0.2, "time/reward.timing": 0.5, "time/reward.aesthetic": 0.1,
@@ -73,6 +73,22 @@ def test_mix_window_slides_to_the_clean_end_within_the_budget():
     assert (mix.sampler.window, mix.sampler.schedule, mix.run_dir) == (4, "mix_grpo", "/tmp/x/mix_grpo")
     with pytest.raises(ValueError, match="unknown schedule 'dpo'"):
         schedule_config(cfg, "dpo", EfficiencyOptions())
+
+
+def test_reuse_takes_only_a_finished_run_of_the_same_schedule_and_budget(tmp_path):
+    from benchmarks.efficiency import finished_summary
+
+    cfg = schedule_config(load_config("tiny", [f"run_dir={tmp_path}", "grpo.steps=4"]), "flow_grpo",
+                          EfficiencyOptions(reuse=True))
+    assert finished_summary(cfg) is None  # nothing there yet
+    os.makedirs(cfg.run_dir)
+    summary = {"config": to_dict(cfg), "steps": 4, "mlflow": {}}
+    (tmp_path / "flow_grpo" / "summary.json").write_text(json.dumps(summary))
+    assert finished_summary(cfg) == summary
+    cfg.tracking.run_name = "renamed"  # where it is logged does not matter
+    assert finished_summary(cfg) == summary
+    cfg.sampler.num_steps = 8  # a run made with another config is trained again
+    assert finished_summary(cfg) is None
 
 
 def test_bench_options_are_typed_and_unknown_ones_are_named():
