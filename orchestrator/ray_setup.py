@@ -30,7 +30,12 @@ def init_ray(cfg: PrismConfig) -> bool:
     if ray.is_initialized():
         return False
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
-    env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false"}
+    from orchestrator.tracking import NODE_TRACKING_URI
+
+    # Workers get the node's MLflow URI as the process started with it, not one that MLflow's
+    # set_tracking_uri wrote into this process's environment for an earlier run.
+    env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false",
+           "MLFLOW_TRACKING_URI": NODE_TRACKING_URI or ""}
     if address:
         log.info("joining Ray cluster at %s", address)
         ray.init(address=address, log_to_driver=True)  # keeps the job's own runtime_env (ray job submit)

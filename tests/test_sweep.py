@@ -147,6 +147,7 @@ def test_two_trial_sweep_logs_nested_runs_and_pareto_table(tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
     trial_budget = "[grpo.steps=1,train.val_clips=2,train.checkpoint_every=0,rollout.num_workers=1,learner.num_ranks=1]"
     code = main(["tiny", f"run_dir={sweep_dir}", f"data.manifest={manifest}", f"policy.checkpoint={tmp_path / 'policy'}",
+                 f"tracking.tracking_uri=sqlite:///{sweep_dir / 'mlflow.db'}",
                  "ray.object_store_mb=256", "ray.num_cpus=4", "sweep.search=grid", "sweep.num_samples=1",
                  "sweep.max_concurrent=2", "sweep.weights.timing=[0.3,1.2]",
                  "sweep.weights.aesthetic=[]", "sweep.weights.spatial=[]", "sweep.trial_cpu_fraction=0.5",
