@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import math
 import os
 
@@ -146,14 +148,15 @@ def test_two_trial_sweep_logs_nested_runs_and_pareto_table(tmp_path, capsys):
 
     sweep_dir = tmp_path / "sweep"
     trial_budget = "[grpo.steps=1,train.val_clips=2,train.checkpoint_every=0,rollout.num_workers=1,learner.num_ranks=1]"
-    code = main(["tiny", f"run_dir={sweep_dir}", f"data.manifest={manifest}", f"policy.checkpoint={tmp_path / 'policy'}",
+    # A fresh process, as a user runs it: no Ray or MLflow state left by earlier tests.
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "sweep", "tiny", f"run_dir={sweep_dir}", f"data.manifest={manifest}", f"policy.checkpoint={tmp_path / 'policy'}",
                  f"tracking.tracking_uri=sqlite:///{sweep_dir / 'mlflow.db'}",
                  "ray.object_store_mb=256", "ray.num_cpus=4", "sweep.search=grid", "sweep.num_samples=1",
                  "sweep.max_concurrent=2", "sweep.weights.timing=[0.3,1.2]",
                  "sweep.weights.aesthetic=[]", "sweep.weights.spatial=[]", "sweep.trial_cpu_fraction=0.5",
-                 f"sweep.trial_overrides={trial_budget}"])
-    out = capsys.readouterr().out
-    assert code == 0, out
+                 f"sweep.trial_overrides={trial_budget}"], capture_output=True, text=True, timeout=900)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
     assert "| trial-00000 |" in out and "| trial-00001 |" in out and "before training" in out
 
     report = json.loads((sweep_dir / "pareto.json").read_text())
