@@ -47,7 +47,8 @@ class ThroughputOptions:
     sequential: bool = True
     """Also run the single-process baseline (benchmarks/sequential.py) and report the ratio."""
     sequential_threads: int = 0
-    """torch threads of the baseline; 0 = the CPUs the pipeline may use (ray.num_cpus, capped by the machine)."""
+    """torch threads of the baseline; 0 = rollout.torch_threads, the threads of one pipeline actor (more
+    threads than free cores slow torch down badly on a shared machine: measured 10x on 2 busy cores)."""
 
 
 def rollout_critical_path(workers: Sequence[int], seconds: Sequence[float]) -> float:
@@ -144,11 +145,8 @@ def bench_config(cfg: PrismConfig, opts: ThroughputOptions) -> PrismConfig:
 
 
 def baseline_threads(cfg: PrismConfig, opts: ThroughputOptions) -> int:
-    """Threads the single-process loop gets: as many CPUs as the pipeline's local Ray."""
-    if opts.sequential_threads > 0:
-        return opts.sequential_threads
-    cores = os.cpu_count() or 1
-    return int(max(1, min(cores, cfg.ray.num_cpus or cores)))
+    """Threads the single-process loop gets (see ThroughputOptions.sequential_threads)."""
+    return int(opts.sequential_threads if opts.sequential_threads > 0 else max(1, cfg.rollout.torch_threads))
 
 
 def run(cfg: PrismConfig, opts: ThroughputOptions | None = None) -> dict[str, Any]:
