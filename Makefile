@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/prismrl demo
+	$(VENV)/bin/prismrl demo $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -3,7 +3,8 @@
 Loss: MSE between the predicted velocity and noise - x0 at t ~ logit-normal (sigmoid of a
 standard normal), x_t = (1 - t) x0 + t * noise; conditions dropped with policy.cond_dropout
 (for classifier-free guidance). AdamW with linear warm-up and cosine decay (cfg.pretrain).
-Audio is randomly cropped (or zero-padded) to policy.duration_s with the matching frames.
+Audio is randomly cropped (or zero-padded) to policy.duration_s with the matching frames, and
+mirrored left-right with probability 1/2 (pretrain.mirror).
 Before the first step the latent codec is fitted to the training audio (projection and
 per-channel statistics, saved with the weights).
 
@@ -31,6 +32,7 @@ from orchestrator.cli_args import config_from_argv, wants_help
 from orchestrator.config.schema import PrismConfig
 from policies.checkpoint import load_policy, load_trainer_state, save_policy
 from policies.crop import random_crop
+from policies.mirror import mirror_clip
 from policies.registry import build_policy
 
 log = logging.getLogger("prismrl.pretrain")
@@ -57,14 +59,16 @@ def output_dir(cfg: PrismConfig) -> str:
 class _Batcher:
     """Cropped clips -> (prepared conditions, latents) for a policy."""
 
-    def __init__(self, policy, clips: Sequence[Clip], duration_s: float):
+    def __init__(self, policy, clips: Sequence[Clip], duration_s: float, mirror: bool = False):
         for c in clips:
             if c.sample_rate != policy.sample_rate:
                 raise ValueError(f"clip '{c.clip_id}' is {c.sample_rate} Hz; policy.sample_rate is {policy.sample_rate}")
-        self.policy, self.clips, self.duration = policy, list(clips), duration_s
+        self.policy, self.clips, self.duration, self.mirror = policy, list(clips), duration_s, mirror
 
     def batch(self, idx: Sequence[int], rng: np.random.Generator) -> tuple[dict, torch.Tensor]:
         crops = [random_crop(self.clips[i], self.duration, rng) for i in idx]
+        if self.mirror:
+            crops = [mirror_clip(c) if flip else c for c, flip in zip(crops, rng.random(len(crops)) < 0.5)]
         prepared = self.policy.prepare(crops)
         audio = torch.from_numpy(np.stack([c.audio for c in crops]))
         with torch.no_grad():
@@ -123,12 +127,14 @@ def pretrain_policy(cfg: PrismConfig, train: Sequence[Clip], val: Sequence[Clip]
         step = 0
         fit = [random_crop(c, policy_cfg.duration_s, np.random.default_rng([cfg.seed, 1, i]))
                for i, c in enumerate(train[:CODEC_FIT_CLIPS])]
+        if pc.mirror:
+            fit += [mirror_clip(c) for c in fit]
         kept = policy.codec.fit_stats(torch.from_numpy(np.stack([c.audio for c in fit])))
         log.info("latent codec fitted on %d clips: keeps %.1f%% of the audio energy", len(fit), 100 * kept)
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=pc.lr, weight_decay=pc.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
-    train_b = _Batcher(policy, train, policy_cfg.duration_s)
+    train_b = _Batcher(policy, train, policy_cfg.duration_s, mirror=pc.mirror)
     val_b = _Batcher(policy, list(val) or list(train[: pc.batch_size]), policy_cfg.duration_s)
     metrics_path = os.path.join(cfg.run_dir, "metrics.jsonl")
     history: list[dict] = []

@@ -122,10 +122,20 @@ def _lag_transform(n_bins: int, n: int, max_shift: int, interp: int) -> CZT:
     return CZT(n_bins, m=2 * max_shift + 1, w=np.exp(2j * np.pi / (interp * n)), a=np.exp(-2j * np.pi * first_lag / n))
 
 
+DEFAULT_PHAT_FLOOR_DB = 30.0
+"""Default floor of the phase transform, in dB below the strongest cross-spectrum bin."""
+
+
 def gcc_phat(
-    left: np.ndarray, right: np.ndarray, sample_rate: int, max_delay_s: float = 0.001, interp: int = 16
+    left: np.ndarray, right: np.ndarray, sample_rate: int, max_delay_s: float = 0.001, interp: int = 16,
+    floor_db: float = DEFAULT_PHAT_FLOOR_DB,
 ) -> tuple[np.ndarray, np.ndarray]:
     """GCC-PHAT cross-correlation of two channels, upsampled `interp` times.
+
+    The phase transform divides each cross-spectrum bin by its magnitude, but never by less than
+    the strongest bin's magnitude `floor_db` dB down (a regularised PHAT): bins far below the
+    audible sources (a -50 dB noise bed, a codec's out-of-band residue) are weighted by their
+    level instead of counting as much as the source, whose delay is what is measured.
 
     Returns `(lags_s, curve)`: `curve[k]` is the phase-transform-weighted correlation at lag
     `lags_s[k]` seconds, for lags within +-`max_delay_s`. A positive lag means `right` lags `left`
@@ -140,7 +150,8 @@ def gcc_phat(
     n = next_fast_len(2 * left.size, real=True)  # zero padding: linear (not circular) correlation
     cross = np.conj(np.fft.rfft(left, n)) * np.fft.rfft(right, n)
     mag = np.abs(cross)
-    cross = cross / np.maximum(mag, _EPS + 1e-9 * mag.max(initial=0.0))
+    floor = 10.0 ** (-float(floor_db) / 20.0) if floor_db is not None else 0.0
+    cross = cross / np.maximum(mag, _EPS + max(floor, 1e-9) * mag.max(initial=0.0))
     # Inverse DFT evaluated only at the lags wanted, -max_shift..+max_shift in steps of 1/interp
     # samples, by a chirp-z transform (the band-limited interpolation an n*interp irfft would give).
     max_shift = min(int(round(interp * sample_rate * max_delay_s)), n * interp // 2)
@@ -154,14 +165,16 @@ def gcc_phat(
 
 
 def gcc_phat_itd(
-    left: np.ndarray, right: np.ndarray, sample_rate: int, max_delay_s: float = 0.001, interp: int = 16
+    left: np.ndarray, right: np.ndarray, sample_rate: int, max_delay_s: float = 0.001, interp: int = 16,
+    floor_db: float = DEFAULT_PHAT_FLOOR_DB,
 ) -> float:
     """Inter-channel time delay in seconds by GCC-PHAT, sub-sample by upsampling plus a parabolic peak fit.
 
     Sign: positive when `right` lags `left` (the source is on the left), negative when the source is
     on the right. Bounded by +-`max_delay_s`. Silent or all-zero input returns 0.0 (finite).
+    `floor_db`: see `gcc_phat`.
     """
-    lags, curve = gcc_phat(left, right, sample_rate, max_delay_s, interp)
+    lags, curve = gcc_phat(left, right, sample_rate, max_delay_s, interp, floor_db)
     if not np.any(curve):
         return 0.0
     k = int(np.argmax(curve))

@@ -79,3 +79,25 @@ def test_to_mono_and_log_mel_band_of_a_tone():
     assert mel_low.mean(axis=1).argmax() < mel_high.mean(axis=1).argmax()
     with pytest.raises(ValueError, match="shape"):
         dsp.to_mono(np.zeros((1, 2, 3)))
+
+
+
+def _band(x, lo_hz, hi_hz):
+    spec = np.fft.rfft(x)
+    f = np.fft.rfftfreq(x.size, 1.0 / SR)
+    spec[(f < lo_hz) | (f > hi_hz)] = 0.0
+    return np.fft.irfft(spec, x.size)
+
+
+@pytest.mark.parametrize("delay", [-11.0, -7.0, 4.0, 10.0])
+def test_gcc_phat_measures_the_source_not_a_faint_coherent_artefact(delay):
+    # A source below 1.5 kHz plus a -45 dB artefact at 2-8 kHz that is identical in both ears (as a
+    # codec's out-of-band residue can be): the regularised PHAT measures the source's delay; a plain
+    # PHAT weights the artefact's many bins as much as the source's and is pulled towards 0.
+    src = _band(_noise(seed=3), 0.0, 1500.0)
+    src /= np.abs(src).max()
+    art = _band(_noise(seed=4), 2000.0, 8000.0)
+    art *= 10 ** (-45 / 20) / np.abs(art).max()
+    left, right = src + art, _delayed(src, delay) + art
+    assert abs(dsp.gcc_phat_itd(left, right, SR, max_delay_s=0.001) * SR - delay) < 0.25
+    assert abs(dsp.gcc_phat_itd(left, right, SR, max_delay_s=0.001, floor_db=180.0) * SR - delay) > 2.0

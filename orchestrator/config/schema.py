@@ -93,6 +93,10 @@ class PretrainConfig:
     """Stop after this many seconds (0 = no limit); a checkpoint is written at the stop."""
     torch_threads: int = 2
     """torch intra-op threads."""
+    mirror: bool = False
+    """Left-right mirror augmentation (policies/mirror.py): each training clip is mirrored with
+    probability 1/2 (video flipped, audio channels and the plan's left/right swapped), and the
+    latent codec is fitted on both versions."""
 
 
 @dataclass

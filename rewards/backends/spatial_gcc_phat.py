@@ -33,6 +33,9 @@ class SpatialGccPhatOptions:
     """Largest |ITD| searched, in ms (a human head gives at most about 0.7 ms)."""
     interp: int = 16
     """Upsampling factor of the GCC-PHAT curve for sub-sample delays."""
+    phat_floor_db: float = dsp.DEFAULT_PHAT_FLOOR_DB
+    """Regularised PHAT: cross-spectrum bins more than this many dB below the strongest one are
+    weighted by their level, so a faint noise bed or codec residue cannot outvote the sources."""
     w_gcc: float = 2.5
     """Weight of the squared ITD difference (PrismAudio: 2.5)."""
     cache_size: int = 4096
@@ -48,8 +51,8 @@ class SpatialGccPhatTeacher(Teacher):
 
     def __init__(self, options: SpatialGccPhatOptions | None = None):
         self.options = options or SpatialGccPhatOptions()
-        if self.options.max_delay_ms <= 0 or self.options.w_gcc < 0 or self.options.interp < 1:
-            raise TeacherError("rewards.spatial.options: need max_delay_ms > 0, w_gcc >= 0 and interp >= 1")
+        if self.options.max_delay_ms <= 0 or self.options.w_gcc < 0 or self.options.interp < 1 or self.options.phat_floor_db <= 0:
+            raise TeacherError("rewards.spatial.options: need max_delay_ms > 0, w_gcc >= 0, interp >= 1 and phat_floor_db > 0")
         worst = float(spatial_gcc_reward(2 * self.options.max_delay_ms, self.options.w_gcc))
         self.reward_range = (worst, 0.0)
         self._gt_cache: OrderedDict[str, float] = OrderedDict()
@@ -61,7 +64,7 @@ class SpatialGccPhatTeacher(Teacher):
             raise TeacherError(f"{self.describe()}: {what} must be stereo [2, N], got shape {x.shape}")
         x = dsp.resample(x, sample_rate, self.options.sample_rate)
         itd = dsp.gcc_phat_itd(x[0], x[1], self.options.sample_rate, self.options.max_delay_ms / 1000.0,
-                               self.options.interp)
+                               self.options.interp, self.options.phat_floor_db)
         return 1000.0 * itd
 
     def ground_truth_itd_ms(self, clip: Clip) -> float:
