@@ -44,3 +44,28 @@ def test_tiny_pretrain_lowers_the_loss_and_resumes(tmp_path):
     after = load_policy(out)
     assert torch.equal(after.codec.basis, before.codec.basis)  # the codec fitted once, kept on resume
     assert not torch.equal(after.final.linear.weight, before.final.linear.weight)
+
+
+def test_mirror_augmentation_mirrors_about_half_the_batch_and_pretraining_runs_with_it(tmp_path):
+    import numpy as np
+
+    from orchestrator.pretrain import _Batcher
+    from policies.registry import build_policy
+
+    clips = [make_clip(i, delay=5) for i in range(4)]  # every source on the left
+    cfg = _cfg(tmp_path, 1)
+    policy = build_policy(cfg.policy)
+    batcher = _Batcher(policy, clips, cfg.policy.duration_s, mirror=True)
+    seen = []
+    policy.prepare = lambda crops, **kw: seen.extend(crops) or {}  # record what the policy is given
+    policy.encode_audio = lambda audio: audio
+    batcher.batch(list(range(4)) * 8, np.random.default_rng(0))
+    right = sum(c.cot["spatial"] == "on the right" for c in seen)
+    assert 8 <= right <= 24  # about half of 32
+    for c in seen:
+        original = clips[int(c.clip_id[4:])]
+        mirrored = c.cot["spatial"] == "on the right"
+        assert np.array_equal(c.audio, original.audio[::-1] if mirrored else original.audio)
+        assert np.array_equal(c.frames, original.frames[:, :, ::-1] if mirrored else original.frames)
+    cfg.pretrain.mirror = True
+    assert pretrain_policy(cfg, clips, clips[:2])["steps"] == 1
