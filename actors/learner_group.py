@@ -20,6 +20,7 @@ from torch import nn
 
 from actors.config import LearnerConfig
 from actors.learner_rank import LearnerRank, LossFn, resolve_backend
+from actors.shm_buffers import remove_shm_buffers
 
 ZERO_STAGES = (1, 2, 3)
 DTYPES = ("fp32", "bf16")
@@ -79,6 +80,8 @@ class LearnerGroup:
         self.cfg, self.grpo, self.seed = cfg, grpo, seed
         self.version = 0
         self.actors: list = []
+        self.rendezvous: Optional[tuple[str, int]] = None
+        """(master address, port) of the process group, once chosen."""
         bundles = [{"CPU": cfg.num_cpus, **({"GPU": cfg.num_gpus} if cfg.num_gpus > 0 else {})}] * cfg.num_ranks
         enclosing = enclosing_placement_group()
         self.owns_placement_group = enclosing is None
@@ -103,6 +106,7 @@ class LearnerGroup:
             ]
             addresses = self._all([a.node_address.remote() for a in self.actors], "report its node address")
             port = self._all([self.actors[0].free_port.remote()], "pick a free port")[0]
+            self.rendezvous = (addresses[0], int(port))
             local_rank = [addresses[:i].count(addresses[i]) for i in range(cfg.num_ranks)]
             local_size = [addresses.count(a) for a in addresses]
             if isinstance(initial_state, dict):
@@ -202,6 +206,9 @@ class LearnerGroup:
         for a in self.actors:
             ray.kill(a)
         self.actors = []
+        if self.rendezvous is not None:  # buffers a killed rank left on this node
+            remove_shm_buffers(*self.rendezvous)
+            self.rendezvous = None
         if self.placement_group is not None and self.owns_placement_group:
             remove_placement_group(self.placement_group)
             self.placement_group = None

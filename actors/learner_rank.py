@@ -25,6 +25,7 @@ from torch import nn
 from actors.config import LearnerConfig
 from actors.ema import EMA
 from actors.experience import TransitionBatch, concat, micro_batch_plan
+from actors.shm_buffers import remove_shm_buffers
 
 LossFn = Callable[[nn.Module, nn.Module, TransitionBatch], tuple[torch.Tensor, dict[str, float]]]
 """(model, ref_model, batch) -> (scalar loss, metrics of python floats)."""
@@ -295,12 +296,16 @@ class LearnerRank:
         return (client_state or {}).get(CLIENT_STATE_KEY, {})
 
     def close(self) -> None:
-        """*Collective.* Barrier, then leave the process group (so no rank aborts at exit)."""
+        """*Collective.* Barrier, then leave the process group (so no rank aborts at exit), and
+        remove this rank's DeepSpeed shared-memory buffer (actors/shm_buffers.py)."""
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()
+        env = os.environ
+        if "MASTER_ADDR" in env and "MASTER_PORT" in env and "LOCAL_RANK" in env:
+            remove_shm_buffers(env["MASTER_ADDR"], int(env["MASTER_PORT"]), int(env["LOCAL_RANK"]))
 
     def _comm_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")

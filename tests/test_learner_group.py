@@ -5,6 +5,7 @@ runs a short scripted session and records what the tests then check.
 """
 import functools
 import pickle
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -277,3 +278,26 @@ def test_checkpoint_round_trip_resumes_exactly(zero3_run):
     for name, w in zero3_run["weights"].items():
         assert torch.allclose(zero3_run["resumed_weights"][name], w, atol=1e-6), name
         assert torch.allclose(zero3_run["resumed_ema"][name], zero3_run["ema"][name], atol=1e-6), name
+
+
+def test_shm_buffer_removal_touches_only_the_given_group_and_rank(tmp_path):
+    from actors.shm_buffers import remove_shm_buffers, shm_buffers
+
+    names = [f"deepspeed_allreduce_buffer_0_127.0.0.1_{port}_{rank}" for port in (2900, 29001) for rank in (0, 1)]
+    for n in names + ["unrelated_127.0.0.1_2900_0"]:
+        (tmp_path / n).write_bytes(b"x")
+    assert remove_shm_buffers("127.0.0.1", 2900, 1, shm_dir=str(tmp_path)) == 1
+    assert [os.path.basename(p) for p in shm_buffers("127.0.0.1", 2900, shm_dir=str(tmp_path))] == [names[0]]
+    assert remove_shm_buffers("127.0.0.1", 29001, shm_dir=str(tmp_path)) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [names[0], "unrelated_127.0.0.1_2900_0"]
+
+
+def test_shutdown_leaves_no_deepspeed_shared_memory_behind(groups, zero2_run):
+    # Runs last in this module: it shuts the ZeRO-2 group down (the fixture's shutdown is then a no-op).
+    from actors.shm_buffers import shm_buffers
+
+    group = groups["zero2"]
+    addr, port = group.rendezvous
+    assert len(shm_buffers(addr, port)) == 2  # DeepSpeed's CPU comm op made one buffer per rank
+    group.shutdown()
+    assert shm_buffers(addr, port) == []
