@@ -1,4 +1,4 @@
-"""`prismrl eval CONFIG checkpoint=PATH [split=test] [baseline=PATH] [plans=dataset|planner|none|random|monolithic] [limit=N]`
+"""`prismrl eval CONFIG checkpoint=PATH [split=test] [baseline=PATH] [plans=dataset|planner|none|random|monolithic] [limit=N] [samples=N]`
 
 The paper's table for a policy checkpoint on a manifest split (short keys mean eval.<key>):
   semantic      mean reward of the semantic teacher (rewards.semantic backend)          higher is better
@@ -9,8 +9,8 @@ The paper's table for a policy checkpoint on a manifest split (short keys mean e
   fd_logmel     Fréchet distance between log-mel statistics of generated and ground-truth audio
                 (orchestrator/metrics_fad.py; offline, no model)                       lower
   reward/*      every teacher's mean reward and the weighted total (rewards.weights)
-Audio: guided Euler ODE (sampler.num_steps, sampler.guidance_scale) from a fixed noise per clip, so a
-checkpoint and its baseline see the same noise and the same plans. Grading runs in-process (no Ray).
+Audio: guided Euler ODE (sampler.num_steps, sampler.guidance_scale) from a fixed noise per clip (eval.samples
+noises per clip, averaged), so a checkpoint and its baseline see the same noise and the same plans. Grading runs in-process (no Ray).
 Writes <run_dir>/eval.json, <run_dir>/eval.md and an MLflow run (metrics eval/<name>[/baseline]).
 The checkpoint is a policy directory: <train run_dir>/policy_ema, or a pretrained one.
 """
@@ -37,7 +37,7 @@ from policies.rollout import sample_ode
 
 log = logging.getLogger("prismrl.eval")
 
-SHORT_KEYS = ("checkpoint", "split", "baseline", "plans", "limit", "batch_size")
+SHORT_KEYS = ("checkpoint", "split", "baseline", "plans", "limit", "samples", "batch_size")
 """`key=value` arguments of `prismrl eval` that mean eval.<key>."""
 HEADLINE = (("semantic", "Semantic ↑"), ("desync_s", "DeSync (s) ↓"), ("aesthetic", "Aesthetic ↑"),
             ("itd_error_ms", "ITD error (ms) ↓"), ("fd_logmel", "FD log-mel ↓"))
@@ -136,14 +136,16 @@ def evaluate_policy(policy: Policy, clips: Sequence[Clip], plans: Sequence[dict[
                     teachers: dict[str, Any] | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """(metrics, per-clip rows) of one policy on clips (already fitted to its duration) and plans."""
     teachers = teachers or build_teachers(cfg)
-    waves = generate_waveforms(policy, clips, plans, cfg.sampler, cfg.seed, cfg.eval.batch_size)
-    grades = {t: teachers[t].grade(waves, policy.sample_rate, clips) for t in TEACHERS}
+    reps = max(1, cfg.eval.samples)
+    graded, graded_plans = list(clips) * reps, list(plans) * reps  # sample r of every clip, then r + 1
+    waves = generate_waveforms(policy, graded, graded_plans, cfg.sampler, cfg.seed, cfg.eval.batch_size)
+    grades = {t: teachers[t].grade(waves, policy.sample_rate, graded) for t in TEACHERS}
     metrics = paper_metrics(grades, dataclasses.asdict(cfg.rewards.weights))
     metrics["fd_logmel"] = frechet_audio_distance(waves, [c.audio for c in clips], policy.sample_rate,
                                                   clips[0].sample_rate) if len(clips) >= 2 else float("nan")
-    rows = [{"clip_id": c.clip_id, **{f"{t}": grades[t][i].reward for t in TEACHERS},
+    rows = [{"clip_id": c.clip_id, "sample": i // len(clips), **{f"{t}": grades[t][i].reward for t in TEACHERS},
              **{f"{t}/{k}": v for t in TEACHERS for k, v in grades[t][i].diagnostics.items()}}
-            for i, c in enumerate(clips)]
+            for i, c in enumerate(graded)]
     return metrics, rows
 
 
@@ -154,7 +156,9 @@ def markdown_table(columns: dict[str, dict[str, float]], info: dict[str, Any]) -
     keys = [k for k, _ in HEADLINE if k in columns[names[0]]]
     keys += [k for k in columns[names[0]] if k not in keys]
     label = dict(HEADLINE)
-    lines = [f"# Evaluation on `{info['split']}` ({info['clips']} clips, plans: {info['plans']})", ""]
+    per_clip = info.get("samples_per_clip", 1)
+    samples = f", {per_clip} samples each" if per_clip > 1 else ""
+    lines = [f"# Evaluation on `{info['split']}` ({info['clips']} clips{samples}, plans: {info['plans']})", ""]
     lines += [f"- {n}: `{info['checkpoints'][n]}`" for n in names] + [""]
     lines.append("| metric | " + " | ".join(names) + (" | Δ |" if len(names) == 2 else " |"))
     lines.append("|---" * (len(names) + 1 + (len(names) == 2)) + "|")
@@ -199,7 +203,8 @@ def run_eval(cfg: PrismConfig, clips: Sequence[Clip] | None = None, track: bool 
     for name, policy in policies.items():
         columns[name], per_clip[name] = evaluate_policy(policy, clips, plans, cfg, teachers)
         log.info("%s: %s", name, " ".join(f"{k}={v:.4f}" for k, v in columns[name].items()))
-    info = {"split": cfg.eval.split, "clips": len(clips), "plans": cfg.eval.plans, "checkpoints": checkpoints}
+    info = {"split": cfg.eval.split, "clips": len(clips), "samples_per_clip": max(1, cfg.eval.samples),
+            "plans": cfg.eval.plans, "checkpoints": checkpoints}
     result = {**info, "metrics": columns, "plans_used": [{"clip_id": c.clip_id, **p} for c, p in zip(clips, plans)],
               "per_clip": per_clip}
     os.makedirs(cfg.run_dir, exist_ok=True)

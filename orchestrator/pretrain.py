@@ -1,7 +1,8 @@
 """`prismrl pretrain [CONFIG] [key=value ...]`: supervised flow-matching pretraining of the policy.
 
 Loss: MSE between the predicted velocity and noise - x0 at t ~ logit-normal (sigmoid of a
-standard normal), x_t = (1 - t) x0 + t * noise; conditions dropped with policy.cond_dropout
+standard normal), x_t = (1 - t) x0 + t * noise, the codec's per-frame parameter channels weighted by
+pretrain.param_loss_weight; conditions dropped with policy.cond_dropout
 (for classifier-free guidance). AdamW with linear warm-up and cosine decay (cfg.pretrain).
 Audio is randomly cropped (or zero-padded) to policy.duration_s with the matching frames, and
 mirrored left-right with probability 1/2 (pretrain.mirror).
@@ -76,19 +77,33 @@ class _Batcher:
         return prepared, x0
 
 
+def channel_weights(policy, param_weight: float) -> Optional[torch.Tensor]:
+    """Per-latent-channel loss weights [C] (mean 1): the codec's per-frame parameter channels get
+    `param_weight` times another channel's; None when the codec has none or the weight is 1."""
+    params = getattr(getattr(policy, "codec", None), "param_channels", None)
+    if params is None or param_weight == 1.0:
+        return None
+    w = torch.ones(policy.latent_shape()[-1])
+    w[params] = float(param_weight)
+    return w / w.mean()
+
+
 def flow_matching_loss(policy, prepared: dict, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-                       drop: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """MSE(v_pred(x_t, t), noise - x0) with conditions dropped where `drop` is True."""
+                       drop: Optional[torch.Tensor] = None, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """MSE(v_pred(x_t, t), noise - x0) with conditions dropped where `drop` is True; `weights` [C]
+    (mean 1) weight the latent channels."""
     cond = policy.encode_conditions(prepared)
     if drop is not None and bool(drop.any()):
         cond = policy.drop_conditions(cond, drop)
     tt = t.reshape(-1, *([1] * (x0.dim() - 1)))
     x_t = (1 - tt) * x0 + tt * noise
-    return F.mse_loss(policy.velocity(x_t, t, cond), noise - x0)
+    err = (policy.velocity(x_t, t, cond) - (noise - x0)).pow(2)
+    return (err * weights.to(err.dtype)).mean() if weights is not None else err.mean()
 
 
 @torch.no_grad()
-def validation_loss(policy, batcher: _Batcher, seed: int, batch_size: int) -> float:
+def validation_loss(policy, batcher: _Batcher, seed: int, batch_size: int,
+                    weights: Optional[torch.Tensor] = None) -> float:
     """Mean conditional flow-matching loss over the validation clips at the fixed VAL_T timesteps."""
     was_training = policy.training
     policy.eval()
@@ -101,7 +116,7 @@ def validation_loss(policy, batcher: _Batcher, seed: int, batch_size: int) -> fl
         for tv in VAL_T:
             noise = torch.randn(x0.shape, generator=gen)
             t = torch.full((x0.shape[0],), tv)
-            total += float(flow_matching_loss(policy, prepared, x0, t, noise)) * len(idx)
+            total += float(flow_matching_loss(policy, prepared, x0, t, noise, weights=weights)) * len(idx)
             count += len(idx)
     policy.train(was_training)
     return total / max(count, 1)
@@ -134,6 +149,7 @@ def pretrain_policy(cfg: PrismConfig, train: Sequence[Clip], val: Sequence[Clip]
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=pc.lr, weight_decay=pc.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
+    weights = channel_weights(policy, pc.param_loss_weight)
     train_b = _Batcher(policy, train, policy_cfg.duration_s, mirror=pc.mirror)
     val_b = _Batcher(policy, list(val) or list(train[: pc.batch_size]), policy_cfg.duration_s)
     metrics_path = os.path.join(cfg.run_dir, "metrics.jsonl")
@@ -148,7 +164,7 @@ def pretrain_policy(cfg: PrismConfig, train: Sequence[Clip], val: Sequence[Clip]
             f.write(json.dumps(entry) + "\n")
 
     start_time, start_step = time.time(), step
-    first_val = validation_loss(policy, val_b, cfg.seed, pc.batch_size) if step == 0 else None
+    first_val = validation_loss(policy, val_b, cfg.seed, pc.batch_size, weights) if step == 0 else None
     if first_val is not None:
         record({"step": 0, "val_loss": first_val})
     bar = None
@@ -172,7 +188,7 @@ def pretrain_policy(cfg: PrismConfig, train: Sequence[Clip], val: Sequence[Clip]
         drop = torch.rand(x0.shape[0], generator=gen) < policy_cfg.cond_dropout
         for g in opt.param_groups:
             g["lr"] = lr_at(step, pc.lr, pc.warmup, pc.steps)
-        loss = flow_matching_loss(policy, prepared, x0, t, noise, drop)
+        loss = flow_matching_loss(policy, prepared, x0, t, noise, drop, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0))
@@ -185,13 +201,13 @@ def pretrain_policy(cfg: PrismConfig, train: Sequence[Clip], val: Sequence[Clip]
             bar.set_postfix(loss=f"{loss_ema:.4f}")
         entry = {"step": step, "loss": loss_value, "lr": opt.param_groups[0]["lr"], "grad_norm": grad_norm}
         if pc.val_every and step % pc.val_every == 0 and step < pc.steps:
-            entry["val_loss"] = validation_loss(policy, val_b, cfg.seed, pc.batch_size)
+            entry["val_loss"] = validation_loss(policy, val_b, cfg.seed, pc.batch_size, weights)
             checkpoint(step)
             log.info("pretrain step %d: loss %.4f, val_loss %.4f", step, loss_ema, entry["val_loss"])
         record(entry)
     if bar is not None:
         bar.close()
-    final_val = validation_loss(policy, val_b, cfg.seed, pc.batch_size)
+    final_val = validation_loss(policy, val_b, cfg.seed, pc.batch_size, weights)
     checkpoint(step)
     train_losses = [h["loss"] for h in history if "loss" in h]
     summary = {

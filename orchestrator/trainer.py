@@ -6,6 +6,7 @@ weights travel worker to worker through the Ray object store.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from orchestrator.grpo.advantages import group_advantages
 from orchestrator.reward_phase import grade_groups
 from orchestrator.roles import Roles, build_roles
 from orchestrator.tracking import Tracker
+from rewards.combine import combine_grades
 from policies.schedules import window_for_step
 
 log = logging.getLogger(__name__)
@@ -169,19 +171,25 @@ class Trainer:
 
     # ------------------------------------------------------------ validation
     def validate(self, step: int, tracker: Tracker | None = None) -> dict[str, float]:
-        """Mean rewards on the val clips: ODE sampling with the EMA weights, fixed noise per clip."""
+        """Mean rewards on the val clips: ODE sampling with the EMA weights, `train.val_samples` fixed
+        noises per clip (the first the same as with one sample)."""
         cfg, fleet, learner = self.cfg, self.roles.fleet, self.roles.learner
         version, current = learner.version, fleet.weights_ref
         _, ema = learner.get_ema_weights()
         fleet.set_weights(version, ema)
-        requests = [GroupRequest(self.clip_refs[c], group_seed(cfg.seed, 0, i, VAL_STREAM), [], 1)
-                    for i, c in enumerate(self.val_ids)]
+        reps, n = max(1, cfg.train.val_samples), len(self.val_ids)
+        requests = [GroupRequest(self.clip_refs[c], group_seed(cfg.seed, r, i, VAL_STREAM), [], 1)
+                    for r in range(reps) for i, c in enumerate(self.val_ids)]
         groups = fleet.run(requests)
         fleet.set_weights(version, current)
-        grades = grade_groups(cfg, self.roles.pools, self.val_ids, [g.wave_refs for g in groups],
+        per_clip = [[groups[r * n + i].wave_refs[0] for r in range(reps)] for i in range(n)]  # clip i: its samples
+        grades = grade_groups(cfg, self.roles.pools, self.val_ids, per_clip,
                               [self.clip_refs[c] for c in self.val_ids], groups[0].sample_rate, self.roles.backends)
         out = {t: float(grades.per_teacher[t].mean()) for t in TEACHERS}
-        out["total"] = float(grades.total.mean())
+        # The weighted sum of raw grades, whatever rewards.combine does to advantages (a per-group
+        # standardisation would make every validation total 0).
+        raw_total = combine_grades({t: grades.per_teacher[t] for t in TEACHERS}, dataclasses.asdict(cfg.rewards.weights))
+        out["total"] = float(raw_total.mean())
         if tracker is not None:
             tracker.log_metrics({f"val/{k}": v for k, v in out.items()}, step)
             for g in groups[: cfg.train.media_clips]:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from common.types import Clip
+from policies.soft_clip import soft_clip
 
 Conditions = dict[str, torch.Tensor]
 """Encoded conditions: a dict of batched tensors (video tokens, text tokens, masks...)."""
@@ -67,7 +68,7 @@ class Policy(nn.Module, ABC):
         """Stereo waveform [B, 2, N] of a latent batch."""
 
     def waveforms(self, latent: torch.Tensor) -> list[np.ndarray]:
-        """Decoded float32 numpy waveforms, clipped to [-1, 1], one per batch item."""
+        """Decoded float32 numpy waveforms, soft-clipped inside full scale (`policies.soft_clip`), one per batch item."""
         with torch.no_grad():
-            wav = self.decode(latent).float().clamp(-1, 1).cpu().numpy()
+            wav = soft_clip(self.decode(latent).float()).cpu().numpy()
         return [w for w in wav]

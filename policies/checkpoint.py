@@ -26,8 +26,10 @@ WEIGHTS = "model.safetensors"
 CONFIG = "policy.json"
 TRAINER_STATE = "trainer_state.pt"
 
-ARCHITECTURE_FIELDS = ("kind", "sample_rate", "patch", "latent_channels", "width", "depth", "heads", "video_size")
+ARCHITECTURE_FIELDS = ("kind", "sample_rate", "patch", "codec", "latent_channels", "width", "depth", "heads", "video_size")
 """PolicyConfig fields that must agree between a checkpoint and the config that loads it."""
+LEGACY_CODEC = "stereo_band"
+"""The codec of checkpoints whose policy.json predates `policy.codec`."""
 TEXT_ARCHITECTURE_FIELDS = ("kind", "max_tokens_per_module", "vocab_size")
 
 
@@ -38,6 +40,7 @@ def _is_remote(path: str) -> bool:
 def config_from_dict(data: dict[str, Any]) -> PolicyConfig:
     """PolicyConfig from its JSON dict (unknown keys raise, naming them)."""
     data = dict(data)
+    data.setdefault("codec", LEGACY_CODEC)
     text = TextEncoderConfig(**data.pop("text_encoder", {}))
     known = {f.name for f in dataclasses.fields(PolicyConfig)}
     unknown = sorted(set(data) - known)

@@ -34,8 +34,12 @@ class PolicyConfig:
     """Length of generated audio in seconds."""
     patch: int = 160
     """Samples per channel in one latent frame (the latent frame rate is sample_rate/patch)."""
+    codec: str = "parametric_stereo"
+    """Audio latent: `parametric_stereo` (a mono source's PCA-projected MDCT plus a per-frame ITD and
+    ILD channel; `policies/parametric_latent.py`) or `stereo_band` (mid/side PCA of both ears' MDCT;
+    `policies/latent.py`). Checkpoints written before this field existed load as `stereo_band`."""
     latent_channels: int = 64
-    """Channels of the audio latent per frame."""
+    """Channels of the audio latent per frame (parametric_stereo: source coefficients + 2)."""
     width: int = 192
     """Transformer width."""
     depth: int = 4

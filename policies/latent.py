@@ -56,7 +56,34 @@ def imdct(coef: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     return out.reshape(*coef.shape[:-2], frames * patch)
 
 
-class StereoBandLatent(nn.Module):
+class StandardisedLatent(nn.Module):
+    """What the built-in codecs share: a raw latent `_raw(audio)` [B, F, C] of `patch`-sample frames,
+    standardised per channel by the `mean` and `std` buffers that `fit_stats` sets."""
+
+    patch: int
+    channels: int
+
+    def frames_for(self, num_samples: int) -> int:
+        """Latent frames of a waveform of num_samples (must be a multiple of patch)."""
+        if num_samples % self.patch:
+            raise ValueError(f"waveform length {num_samples} is not a multiple of policy.patch={self.patch}")
+        return num_samples // self.patch
+
+    def _raw(self, audio: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """Normalised latent [B, F, C] of stereo waveforms [B, 2, N]."""
+        return (self._raw(audio) - self.mean) / self.std
+
+    def _unstandardised(self, latent: torch.Tensor) -> torch.Tensor:
+        """The raw latent of a normalised one (checked to have the codec's channel count)."""
+        if latent.shape[-1] != self.channels:
+            raise ValueError(f"latent has {latent.shape[-1]} channels, the codec expects policy.latent_channels={self.channels}")
+        return latent.float() * self.std + self.mean
+
+
+class StereoBandLatent(StandardisedLatent):
     """Waveform <-> latent codec described in the module docstring."""
 
     def __init__(self, sample_rate: int, patch: int, latent_channels: int):
@@ -77,12 +104,6 @@ class StereoBandLatent(nn.Module):
         self.register_buffer("mean", torch.zeros(latent_channels))
         self.register_buffer("std", torch.full((latent_channels,), DEFAULT_AUDIO_RMS))
 
-    def frames_for(self, num_samples: int) -> int:
-        """Latent frames of a waveform of num_samples (must be a multiple of patch)."""
-        if num_samples % self.patch:
-            raise ValueError(f"waveform length {num_samples} is not a multiple of policy.patch={self.patch}")
-        return num_samples // self.patch
-
     def _coefficients(self, audio: torch.Tensor) -> torch.Tensor:
         """MDCT frames [B, 2, F, patch] of stereo waveforms."""
         if audio.dim() != 3 or audio.shape[1] != 2:
@@ -97,15 +118,9 @@ class StereoBandLatent(nn.Module):
         side = (proj[:, 0] - proj[:, 1]) / math.sqrt(2.0)
         return torch.cat([mid, side], -1)
 
-    def encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """Normalised latent [B, F, C] of stereo waveforms [B, 2, N]."""
-        return (self._raw(audio) - self.mean) / self.std
-
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Stereo waveforms [B, 2, F * patch] of latents [B, F, C]."""
-        if latent.shape[-1] != self.channels:
-            raise ValueError(f"latent has {latent.shape[-1]} channels, the codec expects policy.latent_channels={self.channels}")
-        raw = latent.float() * self.std + self.mean
+        raw = self._unstandardised(latent)
         mid, side = raw[..., : self.half], raw[..., self.half:]
         lr = torch.stack([mid + side, mid - side], 1) / math.sqrt(2.0)  # [B, 2, F, half]
         return imdct(lr @ self.basis, self.analysis)

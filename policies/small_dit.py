@@ -1,4 +1,4 @@
-"""SmallDiTPolicy: a small video-to-audio flow-matching DiT on the `StereoBandLatent` latent.
+"""SmallDiTPolicy: a small video-to-audio flow-matching DiT on an audio latent (`policy.codec`).
 
 Tokens are latent frames (one per `patch` samples) with a time position embedding; each block
 is adaLN-Zero conditioned on the timestep (plus the masked mean of the condition tokens) and
@@ -20,7 +20,7 @@ from common.types import Clip
 from policies.base import Conditions, Policy
 from policies.config import PolicyConfig
 from policies.dit_blocks import DiTBlock, FinalLayer, TimestepEmbedder, time_position
-from policies.latent import StereoBandLatent
+from policies.codecs import build_codec
 from policies.text import CotTextEncoder
 from policies.video import FrameEncoder, resample_frames, video_frame_count
 
@@ -41,7 +41,7 @@ class SmallDiTPolicy(Policy):
         self.num_frames = self.num_samples // cfg.patch
         self.num_video = video_frame_count(cfg.duration_s, cfg.video_fps)
         w = cfg.width
-        self.codec = StereoBandLatent(cfg.sample_rate, cfg.patch, cfg.latent_channels)
+        self.codec = build_codec(cfg.codec, cfg.sample_rate, cfg.patch, cfg.latent_channels)
         self.text = CotTextEncoder(cfg.text_encoder, w)
         self.video = FrameEncoder(cfg.video_size, w)
         self.video_segment = nn.Parameter(torch.randn(w) * 0.02)

@@ -113,6 +113,18 @@ def test_eval_table_with_baseline_and_plan_ablation(world):
     assert "| metric | checkpoint | baseline | Δ |" in md and "DeSync (s)" in md and "FD log-mel" in md
     assert os.path.exists(root / "eval" / "mlflow.db")
 
+    # samples=2: every clip generated twice from different noise, all graded and averaged.
+    twice = run_eval(load_config("tiny", [f"run_dir={root / 'eval2'}", f"data.manifest={manifest}",
+                                          f"eval.checkpoint={ckpt}", "eval.split=val", "eval.samples=2"],
+                                 command="eval"), track=False)
+    rows = twice["per_clip"]["checkpoint"]
+    assert len(rows) == 2 * twice["clips"] and sorted({r["sample"] for r in rows}) == [0, 1]
+    first, second = rows[: twice["clips"]], rows[twice["clips"]:]
+    assert [r["clip_id"] for r in first] == [r["clip_id"] for r in second]
+    assert any(a["semantic"] != b["semantic"] for a, b in zip(first, second))
+    assert twice["metrics"]["checkpoint"]["reward/semantic"] == pytest.approx(np.mean([r["semantic"] for r in rows]))
+    assert "2 samples each" in open(root / "eval2" / "eval.md").read()
+
     # The plan conditions the audio: no plan gives different waveforms from the same noise.
     policy = load_policy(ckpt)
     clips = ClipReader(cfg.data).load_split("val", 2)

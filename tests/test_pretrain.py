@@ -2,6 +2,7 @@
 import json
 import os
 
+import pytest
 import torch
 
 from orchestrator.config.load import load_config
@@ -69,3 +70,33 @@ def test_mirror_augmentation_mirrors_about_half_the_batch_and_pretraining_runs_w
         assert np.array_equal(c.frames, original.frames[:, :, ::-1] if mirrored else original.frames)
     cfg.pretrain.mirror = True
     assert pretrain_policy(cfg, clips, clips[:2])["steps"] == 1
+
+
+def test_parameter_channels_get_their_loss_weight_and_other_codecs_plain_mse():
+    import dataclasses
+
+    import numpy as np
+
+    from orchestrator.pretrain import channel_weights, flow_matching_loss
+    from policies.registry import build_policy
+    from test_policy_fixtures import tiny_cfg
+
+    policy = build_policy(tiny_cfg())  # parametric_stereo: 30 source channels, then ITD and ILD
+    w = channel_weights(policy, 16.0)
+    assert w.shape == (32,) and float(w.mean()) == pytest.approx(1.0)
+    assert float(w[30] / w[0]) == pytest.approx(16.0) and torch.all(w[30:] == w[30]) and torch.all(w[:30] == w[0])
+    assert channel_weights(policy, 1.0) is None
+    assert channel_weights(build_policy(dataclasses.replace(tiny_cfg(), codec="stereo_band")), 16.0) is None
+    # The weighted loss is the channel-weighted mean of squared errors: ones give plain MSE.
+    torch.manual_seed(0)
+    clips = [make_clip(i) for i in range(2)]
+    prepared = policy.prepare(clips)
+    policy.codec.fit_stats(torch.from_numpy(np.stack([c.audio for c in clips])))
+    x0 = policy.encode_audio(torch.from_numpy(np.stack([c.audio for c in clips])))
+    t, noise = torch.full((2,), 0.5), torch.randn(x0.shape)
+    with torch.no_grad():
+        plain = flow_matching_loss(policy, prepared, x0, t, noise)
+        ones = flow_matching_loss(policy, prepared, x0, t, noise, weights=torch.ones(32))
+        weighted = flow_matching_loss(policy, prepared, x0, t, noise, weights=w)
+    assert float(ones) == pytest.approx(float(plain), rel=1e-6)
+    assert float(weighted) != pytest.approx(float(plain), rel=1e-3)

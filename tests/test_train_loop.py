@@ -81,11 +81,21 @@ def test_resume_after_kill_matches_uninterrupted_and_dead_worker_is_replaced(tin
 def test_async_mode_overlaps_and_keeps_staleness_bound(tiny_world):
     root, manifest = tiny_world
     trainer = Trainer(tiny_cfg(root, manifest, "async", "grpo.steps=3", "train.mode=async",
-                               "train.max_staleness=1", "train.checkpoint_every=0"))
+                               "train.max_staleness=1", "train.checkpoint_every=0",
+                               "rewards.combine=normalize_then_sum"))
     try:
         hist = trainer.fit()
+        one, again = trainer.validate(3), trainer.validate(3)
+        trainer.cfg.train.val_samples = 3  # two more fixed noises per clip: a different, finite mean
+        three = trainer.validate(3)
     finally:
         trainer.shutdown()
+    assert all(np.isfinite(v) for v in three.values())
+    assert one == again  # validation noise is fixed: passes differ only by the weights
+    w = trainer.cfg.rewards.weights
+    weighted = w.semantic * one["semantic"] + w.timing * one["timing"] + w.aesthetic * one["aesthetic"] + w.spatial * one["spatial"]
+    assert one["total"] == pytest.approx(weighted)  # raw weighted sum, whatever rewards.combine is
+    assert three["total"] != one["total"]
     stale = [h["staleness"] for h in hist]
     assert stale[0] == 0.0 and max(stale) == 1.0  # later steps train on rollouts one version old
     assert trainer.buffer.max_seen_staleness <= 1

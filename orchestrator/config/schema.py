@@ -69,6 +69,8 @@ class TrainConfig:
     """Steps between validation passes logged to MLflow (0 = only before and after)."""
     val_clips: int = 16
     """Validation clips graded per validation pass."""
+    val_samples: int = 1
+    """ODE samples per validation clip, each from its own fixed noise (more = a less noisy mean)."""
     media_clips: int = 2
     """Validation clips whose audio, spectrogram and CoT are logged to MLflow."""
 
@@ -97,6 +99,10 @@ class PretrainConfig:
     """Left-right mirror augmentation (policies/mirror.py): each training clip is mirrored with
     probability 1/2 (video flipped, audio channels and the plan's left/right swapped), and the
     latent codec is fitted on both versions."""
+    param_loss_weight: float = 16.0
+    """Loss weight of each per-frame parameter channel of the latent (the ITD and ILD channels of the
+    parametric_stereo codec) relative to a source channel; 1 = plain MSE. Where a sound sits is two
+    numbers a frame against the source's many, so unweighted it barely moves the loss."""
 
 
 @dataclass
@@ -142,6 +148,8 @@ class EvalConfig:
     as one undivided text in the first module)."""
     limit: int = 0
     """Most clips evaluated (0 = the whole split)."""
+    samples: int = 1
+    """Samples generated per clip, each from its own noise; metrics average over all of them."""
     batch_size: int = 8
     """Clips generated per sampler call."""
 
