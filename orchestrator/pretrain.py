@@ -79,12 +79,16 @@ class _Batcher:
 
 def channel_weights(policy, param_weight: float) -> Optional[torch.Tensor]:
     """Per-latent-channel loss weights [C] (mean 1): the codec's per-frame parameter channels get
-    `param_weight` times another channel's; None when the codec has none or the weight is 1."""
-    params = getattr(getattr(policy, "codec", None), "param_channels", None)
+    `param_weight` times another channel's, divided by the square of the channel's spread in latent
+    units (`param_spreads`: a gate channel of +-2.5 would otherwise weigh 6x an ITD); None when the
+    codec has none or the weight is 1."""
+    codec = getattr(policy, "codec", None)
+    params = getattr(codec, "param_channels", None)
     if params is None or param_weight == 1.0:
         return None
     w = torch.ones(policy.latent_shape()[-1])
-    w[params] = float(param_weight)
+    spreads = torch.tensor(getattr(codec, "param_spreads", (1.0,) * len(w[params])), dtype=w.dtype)
+    w[params] = float(param_weight) / spreads.pow(2)
     return w / w.mean()
 
 

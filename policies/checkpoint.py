@@ -26,10 +26,14 @@ WEIGHTS = "model.safetensors"
 CONFIG = "policy.json"
 TRAINER_STATE = "trainer_state.pt"
 
-ARCHITECTURE_FIELDS = ("kind", "sample_rate", "patch", "codec", "latent_channels", "width", "depth", "heads", "video_size")
+ARCHITECTURE_FIELDS = (
+    "kind", "sample_rate", "patch", "codec", "latent_channels", "width", "depth", "heads", "video_size", "sync_stream",
+)
 """PolicyConfig fields that must agree between a checkpoint and the config that loads it."""
 LEGACY_CODEC = "stereo_band"
 """The codec of checkpoints whose policy.json predates `policy.codec`."""
+LEGACY_SYNC_STREAM = False
+"""`policy.sync_stream` of checkpoints whose policy.json predates the field."""
 TEXT_ARCHITECTURE_FIELDS = ("kind", "max_tokens_per_module", "vocab_size")
 
 
@@ -41,6 +45,7 @@ def config_from_dict(data: dict[str, Any]) -> PolicyConfig:
     """PolicyConfig from its JSON dict (unknown keys raise, naming them)."""
     data = dict(data)
     data.setdefault("codec", LEGACY_CODEC)
+    data.setdefault("sync_stream", LEGACY_SYNC_STREAM)
     text = TextEncoderConfig(**data.pop("text_encoder", {}))
     known = {f.name for f in dataclasses.fields(PolicyConfig)}
     unknown = sorted(set(data) - known)

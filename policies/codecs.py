@@ -3,10 +3,15 @@ from __future__ import annotations
 
 from torch import nn
 
+from policies.gated_latent import GatedParametricLatent
 from policies.latent import StereoBandLatent
 from policies.parametric_latent import ParametricStereoLatent
 
-CODECS = {"parametric_stereo": ParametricStereoLatent, "stereo_band": StereoBandLatent}
+CODECS = {
+    "parametric_gated": GatedParametricLatent,
+    "parametric_stereo": ParametricStereoLatent,
+    "stereo_band": StereoBandLatent,
+}
 """Codec classes; each takes (sample_rate, patch, latent_channels) and has encode, decode, fit_stats."""
 
 

@@ -34,12 +34,14 @@ class PolicyConfig:
     """Length of generated audio in seconds."""
     patch: int = 160
     """Samples per channel in one latent frame (the latent frame rate is sample_rate/patch)."""
-    codec: str = "parametric_stereo"
-    """Audio latent: `parametric_stereo` (a mono source's PCA-projected MDCT plus a per-frame ITD and
-    ILD channel; `policies/parametric_latent.py`) or `stereo_band` (mid/side PCA of both ears' MDCT;
-    `policies/latent.py`). Checkpoints written before this field existed load as `stereo_band`."""
+    codec: str = "parametric_gated"
+    """Audio latent: `parametric_gated` (`parametric_stereo` plus a per-frame gate channel that
+    silences a frame; `policies/gated_latent.py`), `parametric_stereo` (a mono source's PCA-projected
+    MDCT plus a per-frame ITD and ILD channel; `policies/parametric_latent.py`) or `stereo_band`
+    (mid/side PCA of both ears' MDCT; `policies/latent.py`). Checkpoints written before this field
+    existed load as `stereo_band`."""
     latent_channels: int = 64
-    """Channels of the audio latent per frame (parametric_stereo: source coefficients + 2)."""
+    """Channels of the audio latent per frame (parametric_stereo: source coefficients + 2; parametric_gated: + 3)."""
     width: int = 192
     """Transformer width."""
     depth: int = 4
@@ -50,6 +52,11 @@ class PolicyConfig:
     """Frames are resized to video_size x video_size before the visual encoder."""
     video_fps: float = 12.5
     """Frames per second given to the visual encoder (resampled from the clip)."""
+    sync_stream: bool = True
+    """Also add each video frame's features, projected, to the audio tokens of the same time span
+    (frame-aligned conditioning, as MMAudio does with Synchformer features), so when a thing happens
+    on screen reaches the audio frames directly instead of only through cross-attention.
+    Checkpoints written before this field existed load with False."""
     cond_dropout: float = 0.1
     """Probability of dropping all conditions in training (for classifier-free guidance)."""
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)

@@ -40,15 +40,24 @@ PARAM_CHANNELS = 2
 class ParametricStereoLatent(StandardisedLatent):
     """Waveform <-> latent codec described in the module docstring."""
 
+    name = "parametric_stereo"
+    """The `policy.codec` value of this codec."""
+    param_names: tuple[str, ...] = ("ITD", "ILD")
+    """The per-frame parameter channels after the source coefficients, in order."""
+    param_spreads: tuple[float, ...] = (1.0, 1.0)
+    """Typical spread of each parameter channel in latent units (ITD and ILD are standardised); the
+    pretraining loss divides a parameter channel's weight by its square."""
+
     def __init__(self, sample_rate: int, patch: int, latent_channels: int):
         super().__init__()
-        source = latent_channels - PARAM_CHANNELS
+        n_params = len(self.param_names)
+        source = latent_channels - n_params
         if source < 1:
-            raise ValueError(f"policy.latent_channels must be >= {PARAM_CHANNELS + 1} for codec parametric_stereo "
-                             f"(source coefficients + ITD + ILD), got {latent_channels}")
+            raise ValueError(f"policy.latent_channels must be >= {n_params + 1} for codec {self.name} "
+                             f"(source coefficients + {' + '.join(self.param_names)}), got {latent_channels}")
         if source > patch:
-            raise ValueError(f"policy.latent_channels={latent_channels} exceeds policy.patch + {PARAM_CHANNELS} = "
-                             f"{patch + PARAM_CHANNELS} for codec parametric_stereo: a frame of the mono source "
+            raise ValueError(f"policy.latent_channels={latent_channels} exceeds policy.patch + {n_params} = "
+                             f"{patch + n_params} for codec {self.name}: a frame of the mono source "
                              f"holds {patch} numbers")
         self.sample_rate = sample_rate
         self.patch = patch
@@ -58,13 +67,14 @@ class ParametricStereoLatent(StandardisedLatent):
         self.register_buffer("analysis", mdct_basis(patch), persistent=False)
         self.register_buffer("basis", torch.eye(patch)[:source].clone())
         std = torch.full((latent_channels,), DEFAULT_AUDIO_RMS)
-        std[source:] = torch.tensor([MAX_DELAY_MS / 2, 3.0])
+        std[source : source + PARAM_CHANNELS] = torch.tensor([MAX_DELAY_MS / 2, 3.0])
+        std[source + PARAM_CHANNELS :] = 1.0
         self.register_buffer("mean", torch.zeros(latent_channels))
         self.register_buffer("std", std)
 
     @property
     def param_channels(self) -> slice:
-        """Latent channels that hold one per-frame parameter each (ITD, ILD)."""
+        """Latent channels that hold one per-frame parameter each (`param_names`)."""
         return slice(self.source, self.channels)
 
     def _analyse(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -81,16 +91,25 @@ class ParametricStereoLatent(StandardisedLatent):
 
     def _raw(self, audio: torch.Tensor) -> torch.Tensor:
         coef, itd_ms, ild = self._analyse(audio)
-        return torch.cat([coef @ self.basis.T, itd_ms[..., None], ild[..., None]], -1)
+        params = [itd_ms, ild, *self._extra_params(coef)]
+        return torch.cat([coef @ self.basis.T, *(p[..., None] for p in params)], -1)
+
+    def _extra_params(self, coef: torch.Tensor) -> list[torch.Tensor]:
+        """Per-frame parameters [B, F] after ITD and ILD, from the source's MDCT frames (none here)."""
+        return []
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Stereo waveforms [B, 2, F * patch] of latents [B, F, C]."""
         raw = self._unstandardised(latent)
         s = self.source
-        mid = imdct(raw[..., :s] @ self.basis, self.analysis)
+        mid = self._shape_source(imdct(raw[..., :s] @ self.basis, self.analysis), raw)
         itd = raw[..., s].clamp(-MAX_DELAY_MS, MAX_DELAY_MS) * self.sample_rate / 1000.0
         ild = raw[..., s + 1].clamp(-MAX_ILD_DB, MAX_ILD_DB)
         return render_stereo(mid, itd, ild, self.patch)
+
+    def _shape_source(self, mid: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """The decoded source [B, N] before it is placed; subclasses with more parameters act here."""
+        return mid
 
     @torch.no_grad()
     def fit_stats(self, audio: torch.Tensor, floor: float = 0.02) -> float:

@@ -3,11 +3,15 @@
 Tokens are latent frames (one per `patch` samples) with a time position embedding; each block
 is adaLN-Zero conditioned on the timestep (plus the masked mean of the condition tokens) and
 cross-attends to the condition tokens: one token per video frame (time-aligned with the audio
-tokens) followed by the CoT text tokens (segment embedding per CoT module).
+tokens) followed by the CoT text tokens (segment embedding per CoT module). With
+`policy.sync_stream`, each video frame's features are also projected and added to the audio tokens
+that fall in that frame's time span, so a flash on screen lands on the audio frames of its time
+without the model first having to learn the alignment through attention.
 
-Conditions (`encode_conditions`): {'tokens': [B, L, width], 'mask': [B, L] bool}. The null
-condition for classifier-free guidance is a learned token in position 0 with every other
-position masked out; training drops conditions with probability `cond_dropout` (`drop_conditions`).
+Conditions (`encode_conditions`): {'tokens': [B, L, width], 'mask': [B, L] bool} and, with the
+sync stream, 'sync': [B, Tv, width]. The null condition for classifier-free guidance is a learned
+token in position 0 with every other position masked out and a zero sync stream; training drops
+conditions with probability `cond_dropout` (`drop_conditions`).
 """
 from __future__ import annotations
 
@@ -55,6 +59,12 @@ class SmallDiTPolicy(Policy):
         video_t = torch.arange(self.num_video) / cfg.video_fps
         self.register_buffer("audio_pos", time_position(audio_t, w), persistent=False)
         self.register_buffer("video_pos", time_position(video_t, w), persistent=False)
+        if cfg.sync_stream:
+            self.sync_proj = nn.Linear(w, w)  # zero-initialised: training starts from the plain model
+            nn.init.zeros_(self.sync_proj.weight)
+            nn.init.zeros_(self.sync_proj.bias)
+            frame_of_audio = torch.clamp((audio_t * cfg.video_fps).floor().long(), max=self.num_video - 1)
+            self.register_buffer("sync_index", frame_of_audio, persistent=False)
 
     # ---- shapes and codec -------------------------------------------------------------
     def latent_shape(self) -> tuple[int, ...]:
@@ -87,28 +97,33 @@ class SmallDiTPolicy(Policy):
     def encode_conditions(self, prepared: dict[str, Any]) -> Conditions:
         dev = self.null_token.device
         frames = prepared["frames"].to(dev)
-        video = self.video(frames) + self.video_pos[: frames.shape[1]] + self.video_segment
+        video_mask = prepared["video_mask"].to(dev)
+        features = self.video(frames)
+        video = features + self.video_pos[: frames.shape[1]] + self.video_segment
         text, text_mask = self.text(prepared["text_ids"].to(dev), prepared["text_mask"].to(dev))
         tokens = torch.cat([video, text], 1)
-        mask = torch.cat([prepared["video_mask"].to(dev), text_mask], 1)
+        mask = torch.cat([video_mask, text_mask], 1)
         mask[:, 0] = mask[:, 0] | ~mask.any(1)  # never an all-masked row
-        return {"tokens": tokens, "mask": mask}
+        cond = {"tokens": tokens, "mask": mask}
+        if self.cfg.sync_stream:
+            cond["sync"] = self.sync_proj(features) * video_mask[..., None].to(features.dtype)
+        return cond
 
     def null_conditions(self, cond: Conditions) -> Conditions:
         tokens = cond["tokens"]
         null = self.null_token.to(tokens.dtype).expand(tokens.shape[0], tokens.shape[1], -1)
         mask = torch.zeros_like(cond["mask"])
         mask[:, 0] = True
-        return {"tokens": null, "mask": mask}
+        out = {"tokens": null, "mask": mask}
+        if "sync" in cond:
+            out["sync"] = torch.zeros_like(cond["sync"])
+        return out
 
     def drop_conditions(self, cond: Conditions, drop: torch.Tensor) -> Conditions:
         """cond with the samples where drop [B] is True replaced by the null condition."""
         null = self.null_conditions(cond)
         d = drop.to(cond["mask"].device)
-        return {
-            "tokens": torch.where(d[:, None, None], null["tokens"], cond["tokens"]),
-            "mask": torch.where(d[:, None], null["mask"], cond["mask"]),
-        }
+        return {k: torch.where(d.reshape(-1, *[1] * (v.dim() - 1)), null[k], v) for k, v in cond.items()}
 
     # ---- network ------------------------------------------------------------------------
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditions) -> torch.Tensor:
@@ -121,6 +136,8 @@ class SmallDiTPolicy(Policy):
         pooled = (ctx * m).sum(1) / m.sum(1).clamp_min(1.0)
         c = self.t_embed(t) + self.pool_proj(pooled)
         h = self.x_in(x_t) + self.audio_pos[:frames]
+        if "sync" in cond:
+            h = h + cond["sync"][:, self.sync_index[:frames]]
         for block in self.blocks:
             h = block(h, c, ctx, mask)
         return self.final(h, c)

@@ -12,8 +12,9 @@ from test_policy_fixtures import make_clip, one_thread  # noqa: F401
 
 
 def _cfg(tmp_path, steps):
+    # lr 5e-3: at 1e-2, Adam's first steps on the zero-initialised sync projection overshoot on these static frames
     return load_config("tiny", [
-        f"run_dir={tmp_path}/run", f"pretrain.steps={steps}", "pretrain.batch_size=4", "pretrain.lr=1e-2",
+        f"run_dir={tmp_path}/run", f"pretrain.steps={steps}", "pretrain.batch_size=4", "pretrain.lr=5e-3",
         "pretrain.warmup=2", "pretrain.val_every=20", "pretrain.torch_threads=1", "policy.video_size=16",
         "policy.text_encoder.max_tokens_per_module=8", "policy.text_encoder.vocab_size=64",
     ], command="pretrain")
@@ -81,10 +82,13 @@ def test_parameter_channels_get_their_loss_weight_and_other_codecs_plain_mse():
     from policies.registry import build_policy
     from test_policy_fixtures import tiny_cfg
 
-    policy = build_policy(tiny_cfg())  # parametric_stereo: 30 source channels, then ITD and ILD
+    policy = build_policy(tiny_cfg())  # parametric_gated: 29 source channels, then ITD, ILD and the gate
     w = channel_weights(policy, 16.0)
     assert w.shape == (32,) and float(w.mean()) == pytest.approx(1.0)
-    assert float(w[30] / w[0]) == pytest.approx(16.0) and torch.all(w[30:] == w[30]) and torch.all(w[:30] == w[0])
+    assert float(w[29] / w[0]) == pytest.approx(16.0) and w[30] == w[29] and torch.all(w[:29] == w[0])
+    assert float(w[31] / w[0]) == pytest.approx(16.0 / 2.5**2)  # the gate's +1 / -4 spread: 2.5 latent units
+    stereo = channel_weights(build_policy(dataclasses.replace(tiny_cfg(), codec="parametric_stereo")), 16.0)
+    assert float(stereo[30] / stereo[0]) == pytest.approx(16.0) and torch.all(stereo[30:] == stereo[30])
     assert channel_weights(policy, 1.0) is None
     assert channel_weights(build_policy(dataclasses.replace(tiny_cfg(), codec="stereo_band")), 16.0) is None
     # The weighted loss is the channel-weighted mean of squared errors: ones give plain MSE.

@@ -129,6 +129,18 @@ def test_aesthetic_clipped_and_noisy_audio_graded_below_clean():
     assert teacher.grade([np.zeros((2, SR), np.float32)], SR, [_clip()])[0].reward == 0.0
 
 
+def test_semantic_grade_ignores_the_inter_aural_delay(semantic):
+    """A source placed off-centre keeps its class: the delay must not comb-filter its timbre."""
+    names = ("bell", "flute", "siren", "chirp", "buzz")
+    centred, placed = [], []
+    for i, name in enumerate(names):
+        mono = _scene([(name, 0.3)], np.random.default_rng(i))
+        clip = _clip(semantic=f"A {name} sounds.")
+        centred.append(semantic.grade([np.stack([mono, mono])], SR, [clip])[0].reward)
+        placed.append(semantic.grade([_stereo_with_itd(mono, 8.0)], SR, [clip])[0].reward)  # 0.5 ms
+    assert np.max(np.abs(np.array(placed) - np.array(centred))) < 0.02, (centred, placed)
+
+
 def _stereo_with_itd(mono, delay_samples):
     n = 2 * mono.size
     f = np.fft.rfftfreq(n)

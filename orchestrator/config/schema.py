@@ -100,9 +100,10 @@ class PretrainConfig:
     probability 1/2 (video flipped, audio channels and the plan's left/right swapped), and the
     latent codec is fitted on both versions."""
     param_loss_weight: float = 16.0
-    """Loss weight of each per-frame parameter channel of the latent (the ITD and ILD channels of the
-    parametric_stereo codec) relative to a source channel; 1 = plain MSE. Where a sound sits is two
-    numbers a frame against the source's many, so unweighted it barely moves the loss."""
+    """Loss weight of each per-frame parameter channel of the latent (ITD and ILD of the parametric
+    codecs, and the gate of parametric_gated, divided by the square of its spread in latent units)
+    relative to a source channel; 1 = plain MSE. Where a sound sits is two numbers a frame against the
+    source's many, so unweighted it barely moves the loss."""
 
 
 @dataclass
