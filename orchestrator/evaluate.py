@@ -30,6 +30,7 @@ from common.types import COT_MODULES, TEACHERS, Clip, Grade
 from orchestrator.cli_args import split_args, wants_help
 from orchestrator.config.load import load_config
 from orchestrator.config.schema import PrismConfig
+from orchestrator.eval_paired import paired_differences, paired_markdown
 from orchestrator.metrics_fad import frechet_audio_distance
 from policies.base import Policy
 from policies.crop import crop_clip
@@ -207,11 +208,15 @@ def run_eval(cfg: PrismConfig, clips: Sequence[Clip] | None = None, track: bool 
             "plans": cfg.eval.plans, "checkpoints": checkpoints}
     result = {**info, "metrics": columns, "plans_used": [{"clip_id": c.clip_id, **p} for c, p in zip(clips, plans)],
               "per_clip": per_clip}
+    if "baseline" in per_clip:
+        result["paired"] = paired_differences(per_clip["checkpoint"], per_clip["baseline"], TEACHERS)
     os.makedirs(cfg.run_dir, exist_ok=True)
     json_path, md_path = os.path.join(cfg.run_dir, "eval.json"), os.path.join(cfg.run_dir, "eval.md")
     write_json(json_path, result)
     with open(md_path, "w") as f:
         f.write(markdown_table(columns, info))
+        if "paired" in result:
+            f.write(paired_markdown(result["paired"]))
     if track:
         tracker = Tracker(cfg)
         try:

@@ -51,13 +51,19 @@ class Policy(nn.Module, ABC):
         """v(x_t, t | cond); x_t [B, *latent_shape], t [B] in [0, 1]."""
 
     def guided_velocity(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditions, scale: float) -> torch.Tensor:
-        """Classifier-free guidance: v_uncond + scale * (v_cond - v_uncond); scale 1 = no guidance."""
+        """Classifier-free guidance: v_uncond + scale * (v_cond - v_uncond); scale 1 = no guidance.
+        The scale of each latent channel is `guidance_scales(scale)`."""
         if scale == 1.0:
             return self.velocity(x_t, t, cond)
         both = {k: torch.cat([v, u]) for (k, v), u in zip(cond.items(), self.null_conditions(cond).values())}
         v = self.velocity(torch.cat([x_t, x_t]), torch.cat([t, t]), both)
         v_c, v_u = v.chunk(2)
-        return v_u + scale * (v_c - v_u)
+        return v_u + self.guidance_scales(scale).to(v.device, v.dtype) * (v_c - v_u)
+
+    def guidance_scales(self, scale: float) -> torch.Tensor:
+        """Guidance scale per latent channel ([C], broadcast over the last latent axis) for the
+        sampler's `scale`; by default every channel gets `scale`."""
+        return torch.tensor(float(scale))
 
     @abstractmethod
     def encode_audio(self, audio: torch.Tensor) -> torch.Tensor:

@@ -27,13 +27,16 @@ CONFIG = "policy.json"
 TRAINER_STATE = "trainer_state.pt"
 
 ARCHITECTURE_FIELDS = (
-    "kind", "sample_rate", "patch", "codec", "latent_channels", "width", "depth", "heads", "video_size", "sync_stream",
+    "kind", "sample_rate", "patch", "codec", "latent_channels", "width", "depth", "heads", "video_size", "video_motion",
+    "sync_stream",
 )
 """PolicyConfig fields that must agree between a checkpoint and the config that loads it."""
 LEGACY_CODEC = "stereo_band"
 """The codec of checkpoints whose policy.json predates `policy.codec`."""
 LEGACY_SYNC_STREAM = False
 """`policy.sync_stream` of checkpoints whose policy.json predates the field."""
+LEGACY_VIDEO_MOTION = False
+"""`policy.video_motion` of checkpoints whose policy.json predates the field."""
 TEXT_ARCHITECTURE_FIELDS = ("kind", "max_tokens_per_module", "vocab_size")
 
 
@@ -46,6 +49,7 @@ def config_from_dict(data: dict[str, Any]) -> PolicyConfig:
     data = dict(data)
     data.setdefault("codec", LEGACY_CODEC)
     data.setdefault("sync_stream", LEGACY_SYNC_STREAM)
+    data.setdefault("video_motion", LEGACY_VIDEO_MOTION)
     text = TextEncoderConfig(**data.pop("text_encoder", {}))
     known = {f.name for f in dataclasses.fields(PolicyConfig)}
     unknown = sorted(set(data) - known)

@@ -28,6 +28,9 @@ from policies.codecs import build_codec
 from policies.text import CotTextEncoder
 from policies.video import FrameEncoder, resample_frames, video_frame_count
 
+STEREO_PARAMS = ("ITD", "ILD")
+"""Codec parameter channels that place the sound (the rest of the latent says what it is and when)."""
+
 
 class SmallDiTPolicy(Policy):
     """The built-in generator (`policy.kind=small_dit`)."""
@@ -47,7 +50,7 @@ class SmallDiTPolicy(Policy):
         w = cfg.width
         self.codec = build_codec(cfg.codec, cfg.sample_rate, cfg.patch, cfg.latent_channels)
         self.text = CotTextEncoder(cfg.text_encoder, w)
-        self.video = FrameEncoder(cfg.video_size, w)
+        self.video = FrameEncoder(cfg.video_size, w, motion=cfg.video_motion)
         self.video_segment = nn.Parameter(torch.randn(w) * 0.02)
         self.null_token = nn.Parameter(torch.randn(w) * 0.02)
         self.x_in = nn.Linear(cfg.latent_channels, w)
@@ -59,6 +62,10 @@ class SmallDiTPolicy(Policy):
         video_t = torch.arange(self.num_video) / cfg.video_fps
         self.register_buffer("audio_pos", time_position(audio_t, w), persistent=False)
         self.register_buffer("video_pos", time_position(video_t, w), persistent=False)
+        names = getattr(self.codec, "param_names", ())
+        first = cfg.latent_channels - len(names)
+        # latent channels of the stereo image, guided with policy.stereo_guidance_scale
+        self.stereo_channels = [first + i for i, n in enumerate(names) if n in STEREO_PARAMS]
         if cfg.sync_stream:
             self.sync_proj = nn.Linear(w, w)  # zero-initialised: training starts from the plain model
             nn.init.zeros_(self.sync_proj.weight)
@@ -124,6 +131,14 @@ class SmallDiTPolicy(Policy):
         null = self.null_conditions(cond)
         d = drop.to(cond["mask"].device)
         return {k: torch.where(d.reshape(-1, *[1] * (v.dim() - 1)), null[k], v) for k, v in cond.items()}
+
+    def guidance_scales(self, scale: float) -> torch.Tensor:
+        """`scale` on every latent channel but the codec's stereo-image ones (ITD, ILD), which get
+        `policy.stereo_guidance_scale` (when set)."""
+        scales = torch.full((self.cfg.latent_channels,), float(scale))
+        if self.cfg.stereo_guidance_scale is not None:
+            scales[self.stereo_channels] = float(self.cfg.stereo_guidance_scale)
+        return scales
 
     # ---- network ------------------------------------------------------------------------
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditions) -> torch.Tensor:

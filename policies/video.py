@@ -4,6 +4,12 @@ One token per video frame: the conv features of a frame are flattened (so the to
 things are in the picture, which the spatial reward depends on) and projected to the width. The
 token gets the same sinusoidal time embedding (of its time in seconds) as the audio frames, so
 video and audio positions are aligned in time.
+
+With `motion`, the encoder also sees each frame's difference from the frame before it (three more
+input channels; zero for the first frame and at the first frame past the clip's end). A flash or
+an impact is then a large input where it happens, present from initialisation, instead of a
+colour change the conv has to learn to tell from a coloured object; timing cues of this kind are
+what Synchformer's video features carry.
 """
 from __future__ import annotations
 
@@ -37,15 +43,23 @@ def resample_frames(frames: np.ndarray, fps: float, video_fps: float, count: int
     return x, torch.from_numpy(valid)
 
 
-class FrameEncoder(nn.Module):
-    """Conv stem over each frame (size -> size/8), flattened to one token of `width`."""
+def frame_differences(frames: torch.Tensor) -> torch.Tensor:
+    """Each frame minus the previous one, in [-2, 2], for uint8 frames [B, T, 3, S, S]; frame 0 gets zeros."""
+    x = frames.float() / 127.5
+    return torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], 1)
 
-    def __init__(self, size: int, width: int, channels: int = 32):
+
+class FrameEncoder(nn.Module):
+    """Conv stem over each frame (size -> size/8), flattened to one token of `width`; with `motion`
+    the frame's difference from the previous frame is stacked on its RGB."""
+
+    def __init__(self, size: int, width: int, channels: int = 32, motion: bool = False):
         super().__init__()
         if size % 8:
             raise ValueError(f"policy.video_size must be a multiple of 8, got {size}")
+        self.motion = motion
         self.conv = nn.Sequential(
-            nn.Conv2d(3, channels // 2, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(6 if motion else 3, channels // 2, 3, stride=2, padding=1), nn.SiLU(),
             nn.Conv2d(channels // 2, channels, 3, stride=2, padding=1), nn.SiLU(),
             nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.SiLU(),
         )
@@ -54,5 +68,8 @@ class FrameEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Tokens [B, T, width] of uint8 frames [B, T, 3, S, S]."""
         b, t = frames.shape[:2]
-        x = frames.reshape(b * t, *frames.shape[2:]).float() / 127.5 - 1.0
+        x = frames.float() / 127.5 - 1.0
+        if self.motion:
+            x = torch.cat([x, frame_differences(frames)], 2)
+        x = x.reshape(b * t, *x.shape[2:])
         return self.proj(self.conv(x).reshape(b, t, -1))

@@ -16,6 +16,7 @@ from orchestrator.data.reader import ClipReader
 from orchestrator.data.synth import write_synthscenes
 from orchestrator.evaluate import ablated_plans, eval_overrides, generate_waveforms, paper_metrics, run_eval
 from orchestrator.metrics_fad import frechet_audio_distance, frechet_distance, gaussian_stats
+from orchestrator.eval_paired import paired_differences, paired_markdown
 from orchestrator.pretrain import run_pretrain
 from policies.checkpoint import load_policy
 
@@ -90,6 +91,19 @@ def test_paper_metrics_from_grades():
     assert m["reward/total"] == pytest.approx(0.6 + 0.6 * 0.4 + 0.1 * 0.6 + 0.4 * -0.25)
 
 
+def test_paired_differences_average_samples_per_clip_then_compare_clips():
+    rows = [{"clip_id": "a", "semantic": 0.5}, {"clip_id": "b", "semantic": 0.2},
+            {"clip_id": "a", "semantic": 0.7}, {"clip_id": "b", "semantic": 0.4}]  # clip means a 0.6, b 0.3
+    base = [{"clip_id": "b", "semantic": 0.1}, {"clip_id": "a", "semantic": 0.6}]
+    p = paired_differences(rows, base, ["semantic"])["semantic"]
+    assert p["diff"] == pytest.approx(0.1) and p["clips"] == 2  # per-clip differences 0.0 and 0.2
+    assert p["se"] == pytest.approx(np.std([0.0, 0.2], ddof=1) / np.sqrt(2))
+    assert (p["higher"], p["lower"]) == (1, 0)
+    assert "| semantic | +0.1000 | 0.1000 | +1.0 | 1/2 | 0/2 |" in paired_markdown({"semantic": p})
+    with pytest.raises(ValueError, match="clip ids differ.*'c'"):
+        paired_differences(rows + [{"clip_id": "c", "semantic": 0.0}], base, ["semantic"])
+
+
 def test_short_keys_expand_to_eval_section():
     preset, overrides = eval_overrides(["tiny", "checkpoint=/c", "plans=none", "seed=3"])
     assert preset == "tiny" and overrides == ["eval.checkpoint=/c", "eval.plans=none", "seed=3"]
@@ -111,6 +125,10 @@ def test_eval_table_with_baseline_and_plan_ablation(world):
     assert saved["metrics"]["checkpoint"]["semantic"] == pytest.approx(cols["checkpoint"]["semantic"])
     md = open(root / "eval" / "eval.md").read()
     assert "| metric | checkpoint | baseline | Δ |" in md and "DeSync (s)" in md and "FD log-mel" in md
+    # the same policy against itself: every paired difference is exactly 0
+    assert set(saved["paired"]) == set(TEACHERS)
+    assert all(p["diff"] == 0.0 and p["higher"] == p["lower"] == 0 for p in saved["paired"].values())
+    assert "## Paired per-clip differences" in md
     assert os.path.exists(root / "eval" / "mlflow.db")
 
     # samples=2: every clip generated twice from different noise, all graded and averaged.

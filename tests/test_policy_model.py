@@ -37,7 +37,13 @@ def test_velocity_depends_on_video_text_and_time_and_null_conditions_ignore_them
         policy.encode_conditions(other))))
     guided = policy.guided_velocity(x, t, cond, 3.0)
     v_u = policy.velocity(x, t, null)
-    assert torch.allclose(guided, v_u + 3.0 * (v - v_u), atol=1e-5)
+    stereo = [29, 30]  # ITD and ILD of the gated codec's 32 channels (the gate, 31, is guided)
+    assert policy.stereo_channels == stereo
+    source = [c for c in range(32) if c not in stereo]
+    assert torch.allclose(guided[..., source], (v_u + 3.0 * (v - v_u))[..., source], atol=1e-5)
+    assert torch.allclose(guided[..., stereo], v[..., stereo], atol=1e-5)  # stereo_guidance_scale=1
+    policy.cfg.stereo_guidance_scale = None
+    assert torch.allclose(policy.guided_velocity(x, t, cond, 3.0), v_u + 3.0 * (v - v_u), atol=1e-5)
     dropped = policy.drop_conditions(cond, torch.tensor([True, False]))
     vd = policy.velocity(x, t, dropped)
     assert torch.allclose(vd[0], v_u[0], atol=1e-6) and torch.allclose(vd[1], v[1], atol=1e-6)

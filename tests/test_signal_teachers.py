@@ -167,3 +167,15 @@ def test_spatial_gcc_phat_compares_generated_and_ground_truth_itd():
     assert (lo, hi) == (-10.0, 0.0)
     with pytest.raises(TeacherError, match="stereo-clip"):
         teacher.grade([gen_mono], SR, [clip])  # mono generated audio names the clip
+
+
+def test_timing_unrelated_audio_grades_well_below_matched_audio():
+    """Audio with no relation to the video must not score near matched audio: a whole-track
+    cross-correlation favours lag 0 (the largest overlap) and gave white noise 0.41 of 0.5."""
+    teacher = TimingOnsetTeacher()
+    clip, matched = _av_clip(0.0, "drum", duration_s=2.0, times=(0.3, 0.9, 1.5))
+    assert teacher.grade([matched], SR, [clip])[0].reward == 0.5
+    rng = np.random.default_rng(1)
+    noise = [np.repeat(rng.standard_normal((1, 2 * SR)).astype(np.float32), 2, 0) * 0.1 for _ in range(40)]
+    rewards = [g.reward for g in teacher.grade(noise, SR, [clip] * len(noise))]
+    assert np.mean(rewards) < 0.38, np.mean(rewards)
