@@ -62,3 +62,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def save_without_field(policy, cfg: PolicyConfig, out: str, field: str) -> None:
+    """Save a checkpoint whose policy.json lacks `field`, as written before that field existed."""
+    import json
+    import os
+
+    from policies.checkpoint import save_policy
+
+    save_policy(policy, cfg, out)
+    path = os.path.join(out, "policy.json")
+    with open(path) as f:
+        saved = json.load(f)
+    del saved[field]
+    with open(path, "w") as f:
+        json.dump(saved, f)
