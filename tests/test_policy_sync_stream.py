@@ -3,6 +3,7 @@ own time span, the null condition carries none of it, and checkpoints from befor
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 import pytest
 import torch
