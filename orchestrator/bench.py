@@ -8,6 +8,8 @@ NAME:
   pools       reward-pool scaling: samples/s per teacher at 1, 2, 4, 8 replicas (benchmarks/pools.py)
   gpu         one GPU: rollout s/clip, learner s/step, weight sync s, peak GPU memory of the
               cluster-size policy (benchmarks/gpu.py); exits with code 2 when there is no GPU
+  gradsnr     the policy gradient's signal-to-noise at a checkpoint: per window start and reward, the
+              groups a gradient needs before it points somewhere, against a run's budget (benchmarks/grad_snr.py)
   ablation    the paper's teacher and CoT ablation tables: handed to orchestrator/ablation.py
               (its own arguments: [CONFIG] [steps=N] [pretrained=PATH] [key=value ...])
 
@@ -19,6 +21,7 @@ bench.schedules=[fast_grpo,flow_grpo]. Writes <run_dir>/<NAME>.json and <run_dir
   prismrl bench throughput demo bench.warmup_steps=1 bench.measure_steps=3
   prismrl bench pools bench.replicas=[1,2,4,8]
   prismrl bench gpu cluster bench.steps=3
+  prismrl bench gradsnr demo bench.groups=48 bench.window_starts=[0,1,2,3]
 """
 from __future__ import annotations
 
@@ -97,6 +100,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "throughput": Benchmark(_module_benchmark("benchmarks.throughput", "ThroughputOptions"), "demo"),
     "pools": Benchmark(_pools, "demo"),
     "gpu": Benchmark(_module_benchmark("benchmarks.gpu", "GpuOptions"), "cluster"),
+    "gradsnr": Benchmark(_module_benchmark("benchmarks.grad_snr", "GradSNROptions"), "demo"),
 }
 """Every `prismrl bench` NAME run by this module."""
 DELEGATED: dict[str, str] = {"ablation": "orchestrator.ablation"}

@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("orchestrator.sweep:main", "Ray Tune sweep over the four reward weights"),
     "eval": ("orchestrator.evaluate:main", "the paper's metrics for a checkpoint on a split"),
     "generate": ("orchestrator.generate:main", "plan and generate stereo audio for videos"),
-    "bench": ("orchestrator.bench:main", "benchmarks (efficiency, throughput, pools, gpu)"),
+    "bench": ("orchestrator.bench:main", "benchmarks (efficiency, throughput, pools, gpu, gradsnr, ablation)"),
     "plan": ("orchestrator.plan:main", "reward-pool sizing from measured throughput"),
 }
 

@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'':8s} " + " ".join(f"{k:>10s}" for k in before))
     print(f"  {'before':8s} " + " ".join(f"{v:10.4f}" for v in before.values()))
     print(f"  {'after':8s} " + " ".join(f"{v:10.4f}" for v in after.values()))
+    change = summary["val_change"]
+    print(f"  {'change':8s} " + " ".join(f"{change[k]['diff']:+10.4f}" for k in before))
+    print(f"  {'± s.e.':8s} " + " ".join(f"{change[k]['se']:10.4f}" for k in before))
+    print(f"  (after - before on each val clip, same noise; s.e. over the {change['total']['clips']} clips)")
     print(f"\ntrain steps {summary['steps']}, samples/s {summary['samples_per_s']:.2f}, "
           f"demo wall time {time.perf_counter() - t0:.0f} s")
     print(f"summary: {os.path.join(cfg.run_dir, 'summary.json')}")

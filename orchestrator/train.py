@@ -15,6 +15,7 @@ from common.types import TEACHERS
 from orchestrator.cli_args import config_from_argv, wants_help
 from orchestrator.config.load import to_dict
 from orchestrator.config.schema import PrismConfig
+from orchestrator.eval_paired import paired_differences
 from orchestrator.plots import reward_curves_png
 from orchestrator.tracking import Tracker, write_json
 
@@ -62,6 +63,7 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
         if resume_from:
             trainer.restore(resume_from)
         val_before = trainer.validate(trainer.start_step, tracker)
+        rows_before = trainer.last_val_rows
         log.info("val_before %s", _fmt(val_before))
         bar = tqdm(total=cfg.grpo.steps, initial=trainer.start_step, desc="fast-grpo", unit="step",
                    disable=not cfg.tracking.progress, dynamic_ncols=True)
@@ -74,6 +76,9 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
             trainer.save(steps_done)
         val_after = trainer.validate(steps_done, tracker)
         log.info("val_after %s", _fmt(val_after))
+        val_change = paired_differences(trainer.last_val_rows, rows_before, [*TEACHERS, "total"])
+        tracker.log_metrics({f"val_change/{k}": v["diff"] for k, v in val_change.items()}, steps_done)
+        tracker.log_metrics({f"val_change/{k}_se": v["se"] for k, v in val_change.items()}, steps_done)
         policy_ema = export_ema_policy(cfg, trainer)
         steps_run = len([h for h in history if h["step"] >= first_step])
         summary = {
@@ -85,6 +90,7 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
             "samples_per_s": trainer.samples_done / max(fit_s, 1e-9) if steps_run else 0.0,
             "val_before": val_before,
             "val_after": val_after,
+            "val_change": val_change,
             "max_staleness_seen": trainer.buffer.max_seen_staleness,
             "rollout_worker_replacements": trainer.roles.fleet.replacements,
             "skipped_clips": trainer.skipped_clips,
@@ -124,6 +130,11 @@ def export_ema_policy(cfg: PrismConfig, trainer) -> str:
     return save_policy(policy, dataclasses.replace(cfg.policy, checkpoint=None), os.path.join(cfg.run_dir, "policy_ema"))
 
 
+def change_line(change: dict[str, dict[str, float]]) -> str:
+    """`teacher=+diff±se` per teacher and the total: after minus before, paired over the val clips."""
+    return " ".join(f"{k}={v['diff']:+.4f}±{v['se']:.4f}" for k, v in change.items())
+
+
 def _fmt(vals: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4f}" for k, v in vals.items())
 
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run dir: {cfg.run_dir}")
     print(f"val_before: {_fmt(summary['val_before'])}")
     print(f"val_after:  {_fmt(summary['val_after'])}")
+    print(f"val_change: {change_line(summary['val_change'])}")
     print(f"steps={summary['steps']} wall_s={summary['wall_s']:.1f} samples_per_s={summary['samples_per_s']:.2f}")
     return 0
 

@@ -85,6 +85,8 @@ class Trainer:
             self.cot_text[cid] = join_cot(clip.cot)
         self.train_ids = [c for c in self.train_ids if c in self.clip_refs]
         self.val_ids = [c for c in self.val_ids if c in self.clip_refs]
+        self.last_val_rows: list[dict[str, Any]] = []
+        """Per val clip of the latest `validate`: clip_id and each teacher's and the total's mean over its samples."""
         self.skipped_clips = dict(reader.skipped)
         self.sampler = PromptSampler(self.train_ids, cfg.seed)
         self.window_gen = torch.Generator().manual_seed(cfg.seed)
@@ -172,7 +174,8 @@ class Trainer:
     # ------------------------------------------------------------ validation
     def validate(self, step: int, tracker: Tracker | None = None) -> dict[str, float]:
         """Mean rewards on the val clips: ODE sampling with the EMA weights, `train.val_samples` fixed
-        noises per clip (the first the same as with one sample)."""
+        noises per clip (the first the same as with one sample). Every pass uses the same clips and
+        noises, so two passes compare clip by clip (`last_val_rows`)."""
         cfg, fleet, learner = self.cfg, self.roles.fleet, self.roles.learner
         version, current = learner.version, fleet.weights_ref
         _, ema = learner.get_ema_weights()
@@ -190,6 +193,8 @@ class Trainer:
         # standardisation would make every validation total 0).
         raw_total = combine_grades({t: grades.per_teacher[t] for t in TEACHERS}, dataclasses.asdict(cfg.rewards.weights))
         out["total"] = float(raw_total.mean())
+        self.last_val_rows = [{"clip_id": c, **{t: float(np.nanmean(grades.per_teacher[t][i])) for t in TEACHERS},
+                               "total": float(np.nanmean(raw_total[i]))} for i, c in enumerate(self.val_ids)]
         if tracker is not None:
             tracker.log_metrics({f"val/{k}": v for k, v in out.items()}, step)
             for g in groups[: cfg.train.media_clips]:

@@ -191,3 +191,33 @@ def test_pools_scaling_reports_samples_per_s_per_teacher_and_replicas(tiny_world
         assert set(per_replicas) == {"1", "2"} and all(v > 0 for v in per_replicas.values()), teacher
     # The latency teacher waits without using a CPU: two replicas grade faster than one.
     assert saved["scaling"]["latency"]["2"] > 1.3 * saved["scaling"]["latency"]["1"]
+
+
+def test_gradsnr_refuses_a_window_outside_the_schedule():
+    from benchmarks.grad_snr import GradSNROptions
+
+    cfg = load_config("tiny", ["policy.checkpoint=unused"])
+    with pytest.raises(ValueError, match=r"bench.window_starts \[99\]"):
+        run_benchmark("gradsnr", cfg, GradSNROptions(window_starts=[99]))
+
+
+@pytest.mark.slow
+def test_gradsnr_reports_the_gradient_snr_of_every_reward_per_window_start(tiny_world, capsys):
+    root, manifest = tiny_world
+    run_dir = root / "snr"
+    code = bench_main(["gradsnr", "tiny", f"run_dir={run_dir}", f"data.manifest={manifest}",
+                       f"policy.checkpoint={root / 'policy'}", "grpo.group_size=4", "tracking.progress=false",
+                       "bench.groups=3", "bench.window_starts=[0,1]", "bench.clips=2", "bench.null_draws=20"])
+    assert code == 0
+    saved = json.loads((run_dir / "gradsnr.json").read_text())
+    assert set(saved["starts"]) == {"0", "1"}
+    assert saved["trainable_params"] > 0 and saved["group_size"] == 4 and saved["groups"] == 3
+    for start, block in saved["starts"].items():
+        assert block["sde_steps"] == list(range(int(start), int(start) + saved["window"]))
+        assert set(block["rewards"]) == {"total", "semantic", "timing", "aesthetic", "spatial"}
+        total = block["rewards"]["total"]
+        # The window's noise makes the members differ, so advantages and gradients are not zero.
+        assert total["within_group_std"] > 0 and total["noise_trace"] > 0
+        assert 0.0 <= total["run_cosine"] <= 1.0
+    assert "| 0 | total |" in (run_dir / "gradsnr.md").read_text()
+    assert "gradsnr.json" in capsys.readouterr().out

@@ -99,3 +99,9 @@ def test_ray_job_submit_runs_the_training_entry_point(tmp_path, ray_head):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 1
     assert set(summary["val_after"]) == {"semantic", "timing", "aesthetic", "spatial", "total"}
+    # The change is paired clip by clip (same clips and noise before and after): its mean is the change of means.
+    change = summary["val_change"]
+    assert set(change) == set(summary["val_after"])
+    for key, c in change.items():
+        assert c["diff"] == pytest.approx(summary["val_after"][key] - summary["val_before"][key], abs=1e-9), key
+        assert c["clips"] == 2 and c["se"] >= 0 and c["higher"] + c["lower"] <= 2

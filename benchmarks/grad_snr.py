@@ -1,0 +1,194 @@
+"""Gradient signal-to-noise benchmark: how many GRPO groups a policy's gradient needs before it points somewhere.
+
+For a policy checkpoint (policy.checkpoint) and the run's sampler, teachers and advantage rule, at
+each SDE window start:
+1. `groups` groups of grpo.group_size members are rolled out on train clips (group k on clip
+   k mod `clips`, window steps [start, start + sampler.window), shared prefix as in training) and
+   graded in-process by the four configured teachers;
+2. advantages are taken as training takes them (rewards.combine, grpo.adv_std over all the groups
+   of the measurement) for the total reward, and for each teacher alone when `teachers_alone`;
+3. each group's gradient G_k = sum_i A_i * grad(sum over window steps of log p(x_next | x)) is
+   computed at the checkpoint's weights (what the learner's first micro step follows: ratio 1);
+4. orchestrator/grpo/snr.py turns their Gram matrix into the SNR of one group's gradient, its
+   spread under no signal, the groups needed for SNR 1, and the expected cosine between the
+   gradient of a whole run (grpo.steps x grpo.prompts_per_step groups) and the true one.
+
+Memory: groups x trainable parameters x 4 bytes per reward measured (at the same time).
+
+    prismrl bench gradsnr demo bench.groups=48 bench.window_starts=[0,1,2,3]
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from common.types import TEACHERS
+from orchestrator.config.schema import PrismConfig
+from orchestrator.grpo.advantages import group_advantages
+from orchestrator.grpo.snr import gradient_snr_from_gram
+
+TOTAL = "total"
+"""Name of the configured total reward in the report (the teachers keep their own names)."""
+
+
+@dataclass
+class GradSNROptions:
+    """Options of `prismrl bench gradsnr` (set as bench.<field>=value)."""
+
+    groups: int = 48
+    """Groups rolled out per window start (K); the SNR estimate's own spread falls as 1/K."""
+    window_starts: list[int] = field(default_factory=lambda: [0, 2])
+    """SDE window starts measured (step indices of the sampler schedule)."""
+    clips: int = 16
+    """Train clips the groups cycle through."""
+    teachers_alone: bool = True
+    """Also measure each teacher's reward on its own (one more gradient per group and teacher)."""
+    null_draws: int = 200
+    """Sign flips drawn for the no-signal spread of the estimate."""
+    torch_threads: int = 0
+    """torch intra-op threads; 0 = every core."""
+
+
+def _rollouts(policy, clips, cfg: PrismConfig, sde_steps: list[int], groups: int, start_seed: int,
+              progress) -> list[Any]:
+    from orchestrator.trainer import group_seed
+    from policies.rollout import rollout_group
+
+    out = []
+    for k in range(groups):
+        gen = torch.Generator().manual_seed(group_seed(cfg.seed, start_seed, k))
+        with torch.no_grad():
+            prepared = policy.prepare([clips[k % len(clips)]])
+            out.append(rollout_group(policy, prepared, cfg.grpo.group_size, cfg.sampler, sde_steps, gen,
+                                     cfg.sampler.guidance_scale, keep_means=False))
+        progress.update(1)
+    return out
+
+
+def _grades(teachers: dict, results: list[Any], clips, sample_rate: int) -> dict[str, np.ndarray]:
+    from rewards.base import backend_reward_range
+    from rewards.validate import check_grades
+
+    g = len(results[0].waveforms)
+    waves = [w for r in results for w in r.waveforms]
+    flat_clips = [clips[k % len(clips)] for k in range(len(results)) for _ in range(g)]
+    per_teacher = {}
+    for t, teacher in teachers.items():
+        rewards = np.array([x.reward for x in teacher.grade(waves, sample_rate, flat_clips)], dtype=np.float64)
+        ids = [f"{c.clip_id}#{i % g}" for i, c in enumerate(flat_clips)]
+        check_grades(t, teacher.backend, ids, rewards, backend_reward_range(t, teacher.backend), "error")
+        per_teacher[t] = rewards.reshape(len(results), g)
+    return per_teacher
+
+
+def _group_gradients(policy, results: list[Any], advantages: dict[str, np.ndarray], cfg: PrismConfig,
+                     progress) -> dict[str, np.ndarray]:
+    from policies.rollout import expand_conditions, transition_log_prob
+
+    params = [p for p in policy.parameters() if p.requires_grad]
+    n_params = sum(p.numel() for p in params)
+    grads = {name: np.zeros((len(results), n_params), dtype=np.float32) for name in advantages}
+    for k, res in enumerate(results):
+        rec = res.records
+        g = rec.latents.shape[0]
+        cond = expand_conditions(policy.encode_conditions(res.prepared), g)
+        log_prob, _, _ = transition_log_prob(policy, cond, rec.latents, rec.next_latents, rec.sigmas,
+                                             rec.sigmas_next, cfg.sampler.guidance_scale, cfg.sampler.noise_level)
+        score = log_prob.sum(dim=1)  # [G]: log-density of the member's whole window
+        names = list(advantages)
+        for j, name in enumerate(names):
+            adv = torch.as_tensor(advantages[name][k], dtype=score.dtype)
+            parts = torch.autograd.grad((adv * score).sum(), params, retain_graph=j < len(names) - 1,
+                                        allow_unused=True)
+            grads[name][k] = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
+                                        for p, d in zip(params, parts)]).numpy()
+        progress.update(1)
+    return grads
+
+
+def _gram(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float64) @ x.T.astype(np.float64)
+
+
+def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
+    """SNR of the GRPO gradient per window start and reward (see the module docstring)."""
+    from tqdm import tqdm
+
+    from benchmarks.sequential import load_train_clips
+    from orchestrator.reward_phase import weights_of
+    from policies.registry import build_policy
+    from rewards.base import build_teacher
+    from rewards.combine import combine_grades
+
+    opts = opts or GradSNROptions()
+    if opts.groups < 2:
+        raise ValueError(f"bench.groups must be >= 2, got {opts.groups}")
+    if cfg.grpo.group_size < 2:
+        raise ValueError(f"grpo.group_size must be >= 2 for group-relative advantages, got {cfg.grpo.group_size}")
+    n, w = cfg.sampler.num_steps, cfg.sampler.window
+    bad = [s for s in opts.window_starts if not 0 <= s <= n - w]
+    if bad or not opts.window_starts:
+        raise ValueError(f"bench.window_starts {list(opts.window_starts)}: each must be in [0, sampler.num_steps - "
+                         f"sampler.window] = [0, {n - w}]")
+    if not cfg.policy.checkpoint:
+        raise ValueError("policy.checkpoint: the gradient SNR is measured at a trained policy's weights; none set")
+    torch.set_num_threads(opts.torch_threads or os.cpu_count() or 1)
+    torch.manual_seed(cfg.seed)
+    clips = list(load_train_clips(cfg).values())[: max(1, opts.clips)]
+    policy = build_policy(cfg.policy).eval()
+    teachers = {t: build_teacher(t, getattr(cfg.rewards, t).backend, dict(getattr(cfg.rewards, t).options))
+                for t in TEACHERS}
+    weights = weights_of(cfg)
+    budget = cfg.grpo.steps * cfg.grpo.prompts_per_step
+    out: dict[str, Any] = {
+        "checkpoint": cfg.policy.checkpoint,
+        "trainable_params": sum(p.numel() for p in policy.parameters() if p.requires_grad),
+        "group_size": cfg.grpo.group_size, "groups": opts.groups, "clips": len(clips),
+        "window": w, "num_steps": n, "noise_level": cfg.sampler.noise_level, "weights": weights,
+        "combine": cfg.rewards.combine, "adv_std": cfg.grpo.adv_std, "run_groups": budget, "starts": {},
+    }
+    progress = tqdm(total=2 * opts.groups * len(opts.window_starts), desc="gradsnr", unit="group",
+                    disable=not cfg.tracking.progress)
+    for start in opts.window_starts:
+        t0 = time.perf_counter()
+        sde = list(range(start, start + w))
+        results = _rollouts(policy, clips, cfg, sde, opts.groups, start, progress)
+        per_teacher = _grades(teachers, results, clips, policy.sample_rate)
+        rewards = {TOTAL: combine_grades(per_teacher, weights, cfg.rewards.combine)}
+        if opts.teachers_alone:
+            rewards.update(per_teacher)
+        advantages = {name: group_advantages(r, cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
+                      for name, r in rewards.items()}
+        grads = _group_gradients(policy, results, advantages, cfg, progress)
+        rows = {}
+        for name, r in rewards.items():
+            snr = gradient_snr_from_gram(_gram(grads[name]), opts.null_draws, seed=cfg.seed)
+            rows[name] = {**snr.to_dict(), "within_group_std": float(r.std(axis=1).mean()),
+                          "between_group_std": float(r.mean(axis=1).std()), "run_cosine": snr.cosine_at(budget)}
+        del grads
+        out["starts"][str(start)] = {"sde_steps": sde, "seconds": time.perf_counter() - t0, "rewards": rows}
+    progress.close()
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """One row per window start and reward: spreads, SNR per group, groups for SNR 1, the run's cosine."""
+    lines = [
+        f"{result['trainable_params']:,} trainable parameters; {result['groups']} groups of {result['group_size']} per "
+        f"window start on {result['clips']} train clips; window of {result['window']} of {result['num_steps']} steps, "
+        f"noise level {result['noise_level']}. A run of this config sees {result['run_groups']} groups.", "",
+        "| window start | reward | within-group std | between-group std | SNR per group (no-signal sd) | "
+        "groups for SNR 1 | run gradient cosine |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for start, block in result["starts"].items():
+        for name, row in block["rewards"].items():
+            need = "not detected" if not row["detected"] else f"{row['groups_for_snr1']:.0f}"
+            lines.append(f"| {start} | {name} | {row['within_group_std']:.4f} | {row['between_group_std']:.4f} | "
+                         f"{row['snr_per_group']:+.5f} ({row['null_sd']:.5f}) | {need} | {row['run_cosine']:.2f} |")
+    return "\n".join(lines)
