@@ -11,7 +11,11 @@ each SDE window start:
    computed at the checkpoint's weights (what the learner's first micro step follows: ratio 1);
 4. orchestrator/grpo/snr.py turns their Gram matrix into the SNR of one group's gradient, its
    spread under no signal, the groups needed for SNR 1, and the expected cosine between the
-   gradient of a whole run (grpo.steps x grpo.prompts_per_step groups) and the true one.
+   gradient of a whole run (grpo.steps x grpo.prompts_per_step groups) and the true one;
+5. the step check (bench.step_check): for a reward whose signal was detected, the weights take one
+   step along the measured mean gradient (bench.step_sizes, as fractions of the weights' norm) and
+   that reward and the total are graded on `groups` fresh groups before and after, with the same
+   noise: a measured signal that is real raises its reward on samples the gradient never saw.
 
 Memory: groups x trainable parameters x 4 bytes per reward measured (at the same time).
 
@@ -19,6 +23,7 @@ Memory: groups x trainable parameters x 4 bytes per reward measured (at the same
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -34,6 +39,8 @@ from orchestrator.grpo.snr import gradient_snr_from_gram
 
 TOTAL = "total"
 """Name of the configured total reward in the report (the teachers keep their own names)."""
+FRESH_OFFSET = 1_000_000
+"""Added to the window start in the noise seeds of the step check's fresh groups."""
 
 
 @dataclass
@@ -52,6 +59,12 @@ class GradSNROptions:
     """Sign flips drawn for the no-signal spread of the estimate."""
     torch_threads: int = 0
     """torch intra-op threads; 0 = every core."""
+    step_check: str = "detected"
+    """Which rewards get the step check (`detected`: those whose signal was detected, `all`, `none`):
+    the weights move along the measured mean gradient and that reward and the total are measured
+    again on fresh groups, before and after, with the same noise."""
+    step_sizes: list[float] = field(default_factory=lambda: [3e-4])
+    """Step lengths of the step check, as fractions of the weights' norm."""
 
 
 def _rollouts(policy, clips, cfg: PrismConfig, sde_steps: list[int], groups: int, start_seed: int,
@@ -111,6 +124,34 @@ def _group_gradients(policy, results: list[Any], advantages: dict[str, np.ndarra
     return grads
 
 
+@contextlib.contextmanager
+def stepped_along(policy: torch.nn.Module, direction: np.ndarray, size: float):
+    """Inside the block the trainable weights are theta + size * |theta| * direction / |direction|;
+    afterwards they are theta again, bit for bit."""
+    params = [p for p in policy.parameters() if p.requires_grad]
+    saved = [p.detach().clone() for p in params]
+    norm_theta = float(torch.sqrt(sum((p.double() ** 2).sum() for p in saved)))
+    unit = np.asarray(direction, dtype=np.float64)
+    unit = unit / (np.linalg.norm(unit) or 1.0)
+    try:
+        with torch.no_grad():
+            off = 0
+            for p in params:
+                chunk = torch.from_numpy(unit[off: off + p.numel()]).reshape(p.shape).to(p.dtype)
+                p.add_(chunk * (size * norm_theta))
+                off += p.numel()
+        yield
+    finally:
+        with torch.no_grad():
+            for p, old in zip(params, saved):
+                p.copy_(old)
+
+
+def _paired(after: np.ndarray, before: np.ndarray) -> tuple[float, float]:
+    d = (after - before).mean(axis=1)  # per group: same clip, same noise
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
+
+
 def _gram(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64) @ x.T.astype(np.float64)
 
@@ -135,6 +176,8 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
     if bad or not opts.window_starts:
         raise ValueError(f"bench.window_starts {list(opts.window_starts)}: each must be in [0, sampler.num_steps - "
                          f"sampler.window] = [0, {n - w}]")
+    if opts.step_check not in ("detected", "all", "none"):
+        raise ValueError(f"bench.step_check must be detected, all or none, got {opts.step_check!r}")
     if not cfg.policy.checkpoint:
         raise ValueError("policy.checkpoint: the gradient SNR is measured at a trained policy's weights; none set")
     torch.set_num_threads(opts.torch_threads or os.cpu_count() or 1)
@@ -170,6 +213,25 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
             snr = gradient_snr_from_gram(_gram(grads[name]), opts.null_draws, seed=cfg.seed)
             rows[name] = {**snr.to_dict(), "within_group_std": float(r.std(axis=1).mean()),
                           "between_group_std": float(r.mean(axis=1).std()), "run_cosine": snr.cosine_at(budget)}
+        checked = [name for name, row in rows.items()
+                   if opts.step_check == "all" or (opts.step_check == "detected" and row["detected"])]
+        if checked and opts.step_sizes:
+            def graded() -> dict[str, np.ndarray]:
+                fresh = _rollouts(policy, clips, cfg, sde, opts.groups, FRESH_OFFSET + start, progress)
+                g = _grades(teachers, fresh, clips, policy.sample_rate)
+                return {**g, TOTAL: combine_grades(g, weights)}  # the raw weighted sum, as validation reports
+            progress.total += opts.groups * (1 + len(checked) * len(opts.step_sizes))
+            progress.refresh()
+            before = graded()
+            for name in checked:
+                rows[name]["steps"] = []
+                for size in opts.step_sizes:
+                    with stepped_along(policy, grads[name].astype(np.float64).mean(axis=0), size):
+                        after = graded()
+                    diff, se = _paired(after[name], before[name])
+                    total_diff, total_se = _paired(after[TOTAL], before[TOTAL])
+                    rows[name]["steps"].append({"step_size": size, "diff": diff, "se": se,
+                                                "total_diff": total_diff, "total_se": total_se})
         del grads
         out["starts"][str(start)] = {"sde_steps": sde, "seconds": time.perf_counter() - t0, "rewards": rows}
     progress.close()
@@ -191,4 +253,14 @@ def markdown(result: dict[str, Any]) -> str:
             need = "not detected" if not row["detected"] else f"{row['groups_for_snr1']:.0f}"
             lines.append(f"| {start} | {name} | {row['within_group_std']:.4f} | {row['between_group_std']:.4f} | "
                          f"{row['snr_per_group']:+.5f} ({row['null_sd']:.5f}) | {need} | {row['run_cosine']:.2f} |")
+    steps = [(start, name, st) for start, block in result["starts"].items()
+             for name, row in block["rewards"].items() for st in row.get("steps", [])]
+    if steps:
+        lines += ["", "Step check: one step along the measured mean gradient, graded on fresh groups with the same "
+                  "noise before and after (per-group paired differences):", "",
+                  "| window start | reward stepped on | step (x weight norm) | Δ that reward ± s.e. | Δ total ± s.e. |",
+                  "|---:|---|---:|---:|---:|"]
+        for start, name, st in steps:
+            lines.append(f"| {start} | {name} | {st['step_size']:g} | {st['diff']:+.4f} ± {st['se']:.4f} | "
+                         f"{st['total_diff']:+.4f} ± {st['total_se']:.4f} |")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from benchmarks.efficiency import (CurvePoint, EfficiencyOptions, compare, curve_from_history, mix_slide_period,
@@ -207,7 +208,8 @@ def test_gradsnr_reports_the_gradient_snr_of_every_reward_per_window_start(tiny_
     run_dir = root / "snr"
     code = bench_main(["gradsnr", "tiny", f"run_dir={run_dir}", f"data.manifest={manifest}",
                        f"policy.checkpoint={root / 'policy'}", "grpo.group_size=4", "tracking.progress=false",
-                       "bench.groups=3", "bench.window_starts=[0,1]", "bench.clips=2", "bench.null_draws=20"])
+                       "bench.groups=3", "bench.window_starts=[0,1]", "bench.clips=2", "bench.null_draws=20",
+                       "bench.step_check=all", "bench.step_sizes=[0.001]"])
     assert code == 0
     saved = json.loads((run_dir / "gradsnr.json").read_text())
     assert set(saved["starts"]) == {"0", "1"}
@@ -219,5 +221,11 @@ def test_gradsnr_reports_the_gradient_snr_of_every_reward_per_window_start(tiny_
         # The window's noise makes the members differ, so advantages and gradients are not zero.
         assert total["within_group_std"] > 0 and total["noise_trace"] > 0
         assert 0.0 <= total["run_cosine"] <= 1.0
-    assert "| 0 | total |" in (run_dir / "gradsnr.md").read_text()
+        # The step check ran for every reward, one step each, with finite paired differences.
+        for name, row in block["rewards"].items():
+            assert [st["step_size"] for st in row["steps"]] == [0.001], name
+            assert all(np.isfinite([st["diff"], st["se"], st["total_diff"], st["total_se"]]).all()
+                       for st in row["steps"])
+    md = (run_dir / "gradsnr.md").read_text()
+    assert "| 0 | total |" in md and "Step check" in md
     assert "gradsnr.json" in capsys.readouterr().out

@@ -3,7 +3,9 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
+from benchmarks.grad_snr import stepped_along
 from orchestrator.grpo.snr import gradient_snr, gradient_snr_from_gram
 
 
@@ -57,3 +59,20 @@ def test_bad_inputs_are_named():
         gradient_snr(np.ones(5))
     with pytest.raises(ValueError, match="non-finite"):
         gradient_snr_from_gram(np.array([[1.0, np.nan], [np.nan, 1.0]]))
+
+
+def test_step_along_a_direction_moves_the_weights_by_the_asked_fraction_and_restores_them():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    model[1].bias.requires_grad_(False)  # frozen: neither moved nor counted
+    before = [p.detach().clone() for p in model.parameters()]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    norm = float(torch.sqrt(sum((p.detach() ** 2).sum() for p in trainable)))
+    direction = np.random.default_rng(0).standard_normal(sum(p.numel() for p in trainable))
+    with stepped_along(model, direction, 0.01):
+        moved = torch.cat([(p.detach() - b).reshape(-1) for p, b in zip(model.parameters(), before) if p.requires_grad])
+        assert float(moved.norm()) == pytest.approx(0.01 * norm, rel=1e-5)
+        assert np.allclose(moved.numpy() / moved.norm().item(), direction / np.linalg.norm(direction), atol=1e-5)
+        assert torch.equal(model[1].bias, before[3])
+    for p, b in zip(model.parameters(), before):
+        assert torch.equal(p, b)
