@@ -15,7 +15,14 @@ export MLFLOW_ALLOW_FILE_STORE ?= false
 
 install: $(STAMP)
 
+# A new .venv takes about 7.5 GiB (torch's CUDA build brings its nvidia libraries); a full disk
+# otherwise fails half way through pip with a bare "No space left on device".
+NEED_GIB := 8
+
 $(STAMP): pyproject.toml
+	@test -x $(PY) || { free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	  if [ "$$free" -lt $(NEED_GIB) ]; then \
+	    echo "make: a new $(VENV) needs about $(NEED_GIB) GiB free on the disk holding $(CURDIR); it has $$free GiB" >&2; exit 1; fi; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
 	# The pinned torch pair first: they lie on local disk; a bare `torch` would pull a new build.
