@@ -43,7 +43,7 @@ class RolloutWorker:
 
     def __init__(self, policy_cfg: PolicyConfig, sampler_cfg: SamplerConfig, index: int, torch_threads: int = 1,
                  initial_state: Any = None, version: int = 0):
-        from policies.registry import build_policy
+        from policies.build import build_policy
 
         torch.set_num_threads(max(1, torch_threads))
         self.index = index

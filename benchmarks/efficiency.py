@@ -1,6 +1,6 @@
 """Sample-efficiency benchmark: Fast-GRPO vs Flow-GRPO vs MixGRPO from one pretrained policy.
 
-Each schedule trains with `orchestrator.train.run_training` on the same config (policy checkpoint,
+Each schedule trains with `orchestrator.training.train.run_training` on the same config (policy checkpoint,
 seed, data, steps, batch): only `sampler.schedule` differs (MixGRPO also gets its own window, and a
 slide period that crosses the whole schedule within the budget unless set). Validation (ODE,
 EMA weights, fixed noise) runs every `train.val_every` steps; the curves are read back from the
@@ -178,7 +178,7 @@ def finished_summary(run_cfg: PrismConfig) -> Optional[dict[str, Any]]:
 
 def run(cfg: PrismConfig, opts: EfficiencyOptions | None = None) -> dict[str, Any]:
     """Train every schedule, read back the validation curves, compare them with the reference."""
-    from orchestrator.train import run_training
+    from orchestrator.training.train import run_training
 
     opts = opts or EfficiencyOptions()
     if opts.reference not in opts.schedules:

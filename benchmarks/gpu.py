@@ -25,15 +25,12 @@ from typing import Any
 import numpy as np
 
 from common.types import TEACHERS
+from orchestrator.cli.bench import GpuUnavailable
 from orchestrator.config.schema import PrismConfig
 
 GIB = float(1 << 30)
 OBJECT_STORE_MB = 8192
 """Object store of a local Ray at least this big: cluster-size weights and EMA refs are ~0.5 GB each."""
-
-
-class GpuUnavailable(RuntimeError):
-    """The GPU benchmark found no GPU (torch or Ray)."""
 
 
 @dataclass
@@ -101,7 +98,7 @@ def run(cfg: PrismConfig, opts: GpuOptions | None = None) -> dict[str, Any]:
     import torch
 
     from benchmarks.throughput import _stage_timed_trainer
-    from orchestrator.ray_setup import init_ray
+    from orchestrator.runtime.ray_setup import init_ray
 
     opts = opts or GpuOptions()
     if opts.steps < 2:
@@ -167,7 +164,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m benchmarks.gpu [CONFIG] [key=value ...]`: same as `prismrl bench gpu`."""
-    from orchestrator.bench import main as bench_main
+    from orchestrator.cli.bench import main as bench_main
 
     import sys
 
@@ -175,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from orchestrator.ray_setup import loopback_for_local_ray
+    from orchestrator.runtime.ray_setup import loopback_for_local_ray
 
     loopback_for_local_ray()
     raise SystemExit(main())

@@ -69,7 +69,7 @@ class GradSNROptions:
 
 def _rollouts(policy, clips, cfg: PrismConfig, sde_steps: list[int], groups: int, start_seed: int,
               progress) -> list[Any]:
-    from orchestrator.trainer import group_seed
+    from orchestrator.training.trainer import group_seed
     from policies.rollout import rollout_group
 
     out = []
@@ -161,8 +161,8 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
     from tqdm import tqdm
 
     from benchmarks.sequential import load_train_clips
-    from orchestrator.reward_phase import weights_of
-    from policies.registry import build_policy
+    from orchestrator.training.reward_phase import weights_of
+    from policies.build import build_policy
     from rewards.base import build_teacher
     from rewards.combine import combine_grades
 

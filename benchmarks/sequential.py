@@ -1,6 +1,6 @@
 """The single-process baseline of the throughput benchmark: the Trainer's sync-mode work, no Ray, no DeepSpeed.
 
-Each step does what `orchestrator.trainer.Trainer` does in sync mode, in one process and in order:
+Each step does what `orchestrator.training.trainer.Trainer` does in sync mode, in one process and in order:
 the same prompts (`PromptSampler` on the run seed), windows (`window_for_step` on the run's
 generator) and noise seeds (`group_seed`); `rollout_group` per prompt; every Teacher grading the
 step's samples in-process; `combine_grades` and `group_advantages`; the window transitions
@@ -31,9 +31,9 @@ from orchestrator.data.reader import ClipReader
 from orchestrator.data.sampler import PromptSampler
 from orchestrator.grpo.advantages import group_advantages
 from orchestrator.grpo.loss import grpo_loss
-from orchestrator.reward_phase import weights_of
-from orchestrator.trainer import group_seed
-from policies.registry import build_policy
+from orchestrator.training.reward_phase import weights_of
+from orchestrator.training.trainer import group_seed
+from policies.build import build_policy
 from policies.rollout import rollout_group
 from policies.schedules import window_for_step
 from rewards.base import Teacher, backend_reward_range, build_teacher

@@ -80,7 +80,7 @@ def overhead_fraction(wall_s: float, stages: Sequence[dict[str, float]]) -> floa
 
 def _stage_timed_trainer(cfg: PrismConfig):
     """A Trainer that also keeps, per step, each group's in-worker seconds and the workers' critical path."""
-    from orchestrator.trainer import Trainer
+    from orchestrator.training.trainer import Trainer
 
     class StageTimedTrainer(Trainer):
         def __init__(self, cfg: PrismConfig):
@@ -102,7 +102,7 @@ def measure_pipeline(cfg: PrismConfig, warmup_steps: int, measure_steps: int) ->
     """Steady-state figures of the Ray pipeline over `measure_steps` steps after `warmup_steps`."""
     import ray
 
-    from orchestrator.ray_setup import init_ray
+    from orchestrator.runtime.ray_setup import init_ray
 
     owns_ray = init_ray(cfg)
     trainer = None

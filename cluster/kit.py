@@ -33,9 +33,15 @@ def rayjob_runtime_env(manifest: dict[str, Any]) -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+# `prismrl` commands that run as a Ray job, and the module each one is (`python -m MODULE`).
+JOB_MODULES = {"train": "orchestrator.training.train", "sweep": "orchestrator.sweeps.sweep"}
+
+
 def submit_command(command: str = "train", config: str = "cluster", overrides: Sequence[str] = (),
                    runtime_env: str = "cluster/runtime_env.yaml") -> str:
-    """`ray job submit` of `python -m orchestrator.<command> CONFIG overrides` with the kit's
+    """`ray job submit` of `python -m <the command's module> CONFIG overrides` with the kit's
     runtime env (run from the repository root; RAY_ADDRESS names the cluster's job API)."""
-    entry = ["python", "-m", f"orchestrator.{command}", config, *overrides]
+    if command not in JOB_MODULES:
+        raise ValueError(f"submit_command: '{command}' is not a job command; one of {', '.join(JOB_MODULES)}")
+    entry = ["python", "-m", JOB_MODULES[command], config, *overrides]
     return shlex.join(["ray", "job", "submit", "--runtime-env", runtime_env, "--", *entry])

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from policies.base import Policy
 from policies.config import PolicyConfig, TextEncoderConfig
+from policies.registry import policy_class
 
 WEIGHTS = "model.safetensors"
 CONFIG = "policy.json"
@@ -139,8 +140,6 @@ def load_policy(directory: str, expect: Optional[PolicyConfig] = None) -> Policy
     expect: the config asking for it; its architecture must match the checkpoint's and its
     run-time fields (duration, video fps, dropout, text encoder path) are used.
     """
-    from policies.registry import build_policy
-
     with tempfile.TemporaryDirectory() as tmp:
         local = _local_copy(directory, tmp)
         with open(os.path.join(local, CONFIG)) as f:
@@ -150,7 +149,7 @@ def load_policy(directory: str, expect: Optional[PolicyConfig] = None) -> Policy
         if not os.path.isfile(weights):
             raise FileNotFoundError(f"policy checkpoint '{directory}': missing {WEIGHTS}")
         state = load_file(weights)
-    policy = build_policy(cfg, load_checkpoint=False)
+    policy = policy_class(cfg.kind)(cfg)
     result = policy.load_state_dict(state, strict=False)
     frozen = tuple("text." + p for p in policy.text.frozen_prefixes()) if hasattr(policy, "text") else ()
     missing = [k for k in result.missing_keys if not (frozen and k.startswith(frozen))]

@@ -1,4 +1,4 @@
-"""Policy classes by name: `build_policy(cfg)` makes the one `policy.kind` names.
+"""Policy classes by name: `policy_class(kind)` is the class `policy.kind` names.
 
 A user adds a generator with `@register_policy("my_model")` on a `Policy` subclass whose
 constructor takes a `PolicyConfig`, imported before the orchestrator builds policies.
@@ -36,17 +36,9 @@ def _import_builtin() -> None:
         _POLICIES["small_dit"] = SmallDiTPolicy
 
 
-def build_policy(cfg: PolicyConfig, load_checkpoint: bool = True) -> Policy:
-    """A policy of `cfg.kind`: weights from `cfg.checkpoint` when set (and load_checkpoint), else random.
-
-    The checkpoint's architecture must match cfg (a mismatch raises, naming the fields);
-    run-time fields (duration, video fps, dropout, text encoder path) come from cfg.
-    """
+def policy_class(kind: str) -> Callable[[PolicyConfig], Policy]:
+    """The class registered under `kind` (raises naming the registered kinds when there is none)."""
     _import_builtin()
-    if cfg.kind not in _POLICIES:
-        raise ValueError(f"policy.kind: unknown '{cfg.kind}'; available: {', '.join(sorted(_POLICIES))}")
-    if cfg.checkpoint and load_checkpoint:
-        from policies.checkpoint import load_policy
-
-        return load_policy(cfg.checkpoint, expect=cfg)
-    return _POLICIES[cfg.kind](cfg)
+    if kind not in _POLICIES:
+        raise ValueError(f"policy.kind: unknown '{kind}'; available: {', '.join(sorted(_POLICIES))}")
+    return _POLICIES[kind]

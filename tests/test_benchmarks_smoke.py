@@ -10,7 +10,7 @@ import pytest
 from benchmarks.efficiency import (CurvePoint, EfficiencyOptions, compare, curve_from_history, mix_slide_period,
                                    schedule_config)
 from benchmarks.throughput import ThroughputOptions, overhead_fraction, rollout_critical_path, step_stages
-from orchestrator.bench import PoolsOptions, main as bench_main, parse_options, run_benchmark
+from orchestrator.cli.bench import PoolsOptions, main as bench_main, parse_options, run_benchmark
 from orchestrator.config import load_config
 from orchestrator.config.load import ConfigError, to_dict
 from policies.schedules import window_for_step
@@ -129,7 +129,7 @@ def tiny_world(tmp_path_factory):
     import ray
 
     from orchestrator.data.synth import write_synthscenes
-    from orchestrator.pretrain import run_pretrain
+    from orchestrator.training.pretrain import run_pretrain
 
     root = tmp_path_factory.mktemp("bench")
     cfg = load_config("tiny", [f"run_dir={root / 'pre'}", f"policy.checkpoint={root / 'policy'}", "pretrain.steps=5"])

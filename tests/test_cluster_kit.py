@@ -49,7 +49,7 @@ def test_rayjob_runs_the_cluster_preset_on_gpu_groups_with_the_kit_runtime_env()
     job = load(RAYJOB)
     assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
     spec = job["spec"]
-    assert spec["entrypoint"] == "python -m orchestrator.train cluster"
+    assert spec["entrypoint"] == "python -m orchestrator.training.train cluster"
     load_config("cluster")  # the preset the entrypoint names exists and is valid
     env = rayjob_runtime_env(job)
     kit_env = load(RUNTIME_ENV)
@@ -69,5 +69,5 @@ def test_rayjob_runs_the_cluster_preset_on_gpu_groups_with_the_kit_runtime_env()
 
 def test_submit_command_names_the_runtime_env_and_entrypoint():
     cmd = submit_command("sweep", "cluster", ["sweep.num_samples=8", "run_dir=runs/sweep a"])
-    assert cmd == ("ray job submit --runtime-env cluster/runtime_env.yaml -- python -m orchestrator.sweep cluster "
+    assert cmd == ("ray job submit --runtime-env cluster/runtime_env.yaml -- python -m orchestrator.sweeps.sweep cluster "
                    "sweep.num_samples=8 'run_dir=runs/sweep a'")

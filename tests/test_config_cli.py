@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from orchestrator.cli import COMMANDS, main
+from orchestrator.cli.main import COMMANDS, main
 from orchestrator.config import ConfigError, flatten, from_dict, load_config, to_dict
 from orchestrator.config.load import preset_names
 from rewards.base import TeacherError, check_options
@@ -78,7 +78,7 @@ def test_teacher_backend_and_options_are_checked_by_name():
 def test_cli_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("data", "pretrain", "train", "sweep", "eval", "bench", "plan"):
+    for name in ("data", "pretrain", "train", "sweep", "eval", "bench", "size-pools"):
         assert name in COMMANDS and f"  {name}" in out
 
 
@@ -88,5 +88,5 @@ def test_cli_reports_config_errors_with_exit_code_2(capsys):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "prismrl COMMAND" in out.stdout

@@ -14,10 +14,10 @@ from common.types import COT_MODULES, TEACHERS, Clip, Grade
 from orchestrator.config.load import load_config
 from orchestrator.data.reader import ClipReader
 from orchestrator.data.synth import write_synthscenes
-from orchestrator.evaluate import ablated_plans, eval_overrides, generate_waveforms, paper_metrics, run_eval
-from orchestrator.metrics_fad import frechet_audio_distance, frechet_distance, gaussian_stats
-from orchestrator.eval_paired import paired_differences, paired_markdown
-from orchestrator.pretrain import run_pretrain
+from orchestrator.evaluation.evaluate import ablated_plans, eval_overrides, generate_waveforms, paper_metrics, run_eval
+from orchestrator.evaluation.fd_logmel import frechet_audio_distance, frechet_distance, gaussian_stats
+from orchestrator.evaluation.paired import paired_differences, paired_markdown
+from orchestrator.training.pretrain import run_pretrain
 from policies.checkpoint import load_policy
 
 

@@ -15,8 +15,8 @@ from common.soundclasses import SOUND_CLASSES
 from common.types import COT_MODULES
 from orchestrator.config.load import load_config
 from orchestrator.data.synth import write_synthscenes
-from orchestrator.generate import main, user_plan
-from orchestrator.pretrain import run_pretrain
+from orchestrator.evaluation.generate import main, user_plan
+from orchestrator.training.pretrain import run_pretrain
 from policies.planner.synth import save_synth_planner
 from policies.planner.synth_net import FrameEventNet
 

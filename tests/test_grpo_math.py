@@ -162,7 +162,7 @@ def test_grpo_loss_step_raises_log_prob_of_positive_advantage_rows():
 def test_grpo_loss_with_the_builtin_policy_and_default_log_prob():
     from common.types import Clip
     from policies.config import PolicyConfig
-    from policies.registry import build_policy
+    from policies.build import build_policy
 
     torch.manual_seed(0)
     cfg = PolicyConfig(duration_s=0.2, width=32, depth=1, heads=2, latent_channels=8, video_size=16)

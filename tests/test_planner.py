@@ -18,7 +18,7 @@ from orchestrator.data.annotate_plans import annotate_manifest, plans_path, read
 from orchestrator.data.config import DataConfig
 from orchestrator.data.reader import ClipReader
 from orchestrator.data.synth import write_synthscenes
-from orchestrator.plan_training import train_synth_planner
+from orchestrator.training.planner_training import train_synth_planner
 from policies.planner import PlannerConfig, build_planner
 from policies.planner.facts import parse_facts, plan_accuracy
 from policies.planner.synth import load_synth_planner

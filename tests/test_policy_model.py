@@ -9,7 +9,7 @@ import torch
 
 from policies.checkpoint import load_policy, load_trainer_state, save_policy
 from policies.config import TextEncoderConfig
-from policies.registry import build_policy
+from policies.build import build_policy
 from policies.text import hash_word_ids
 from test_policy_fixtures import make_clip, one_thread, randomize, tiny_cfg  # noqa: F401
 

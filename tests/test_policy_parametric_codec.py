@@ -12,7 +12,7 @@ from orchestrator.data.synth.audio import fractional_delay
 from policies.checkpoint import load_policy, save_policy
 from policies.codecs import build_codec
 from policies.parametric_latent import ParametricStereoLatent
-from policies.registry import build_policy
+from policies.build import build_policy
 from policies.stereo_params import frame_stereo_params, shift_by_frames
 from rewards.dsp import gcc_phat_itd
 from test_policy_fixtures import SR, delayed_stereo, one_thread, tiny_cfg  # noqa: F401

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from policies.checkpoint import load_policy
-from policies.registry import build_policy
+from policies.build import build_policy
 from test_policy_fixtures import make_clip, one_thread, randomize, save_without_field, tiny_cfg  # noqa: F401
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from orchestrator.config.load import load_config
-from orchestrator.pretrain import lr_at, pretrain_policy
+from orchestrator.training.pretrain import lr_at, pretrain_policy
 from policies.checkpoint import load_policy, load_trainer_state
 from test_policy_fixtures import make_clip, one_thread  # noqa: F401
 
@@ -51,8 +51,8 @@ def test_tiny_pretrain_lowers_the_loss_and_resumes(tmp_path):
 def test_mirror_augmentation_mirrors_about_half_the_batch_and_pretraining_runs_with_it(tmp_path):
     import numpy as np
 
-    from orchestrator.pretrain import _Batcher
-    from policies.registry import build_policy
+    from orchestrator.training.pretrain import _Batcher
+    from policies.build import build_policy
 
     clips = [make_clip(i, delay=5) for i in range(4)]  # every source on the left
     cfg = _cfg(tmp_path, 1)
@@ -78,8 +78,8 @@ def test_parameter_channels_get_their_loss_weight_and_other_codecs_plain_mse():
 
     import numpy as np
 
-    from orchestrator.pretrain import channel_weights, flow_matching_loss
-    from policies.registry import build_policy
+    from orchestrator.training.pretrain import channel_weights, flow_matching_loss
+    from policies.build import build_policy
     from test_policy_fixtures import tiny_cfg
 
     policy = build_policy(tiny_cfg())  # parametric_gated: 29 source channels, then ITD, ILD and the gate

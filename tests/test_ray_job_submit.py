@@ -1,4 +1,4 @@
-"""`ray job submit --working-dir . -- python -m orchestrator.train ...` against a local `ray start --head`:
+"""`ray job submit --working-dir . -- python -m orchestrator.training.train ...` against a local `ray start --head`:
 the same entry point joins the existing cluster through RAY_ADDRESS and trains."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.config import load_config
 from orchestrator.data.synth import write_synthscenes
-from orchestrator.pretrain import run_pretrain
+from orchestrator.training.pretrain import run_pretrain
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def test_ray_job_submit_runs_the_training_entry_point(tmp_path, ray_head):
     cfg.data.manifest = manifest
     run_pretrain(cfg)
     run_dir = tmp_path / "job-run"
-    entry = [sys.executable, "-m", "orchestrator.train", "tiny", f"run_dir={run_dir}", f"data.manifest={manifest}",
+    entry = [sys.executable, "-m", "orchestrator.training.train", "tiny", f"run_dir={run_dir}", f"data.manifest={manifest}",
              f"policy.checkpoint={tmp_path / 'policy'}", "grpo.steps=1", "train.checkpoint_every=0"]
     submit = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", address,
               "--working-dir", str(REPO), "--", *entry]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from policies.config import SamplerConfig
-from policies.registry import build_policy
+from policies.build import build_policy
 from policies.rollout import expand_conditions, rollout_group, transition_log_prob
 from test_policy_fixtures import make_clip, one_thread, randomize, tiny_cfg  # noqa: F401
 

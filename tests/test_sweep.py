@@ -13,10 +13,10 @@ import pytest
 from common.types import TEACHERS
 from orchestrator.config import load_config
 from orchestrator.config.load import ConfigError
-from orchestrator.pareto import dominates, pareto_mask
-from orchestrator.sweep_report import mark_pareto, markdown_table, pareto_png
-from orchestrator.sweep_space import check_sweep_config, reference_total, scale_trial_cpus, trial_bundles, weight_space
-from orchestrator.sweep_trial import trial_config, trial_result
+from orchestrator.sweeps.pareto import dominates, pareto_mask
+from orchestrator.sweeps.report import mark_pareto, markdown_table, pareto_png
+from orchestrator.sweeps.space import check_sweep_config, reference_total, scale_trial_cpus, trial_bundles, weight_space
+from orchestrator.sweeps.trial import trial_config, trial_result
 
 
 # ----- Pareto -----------------------------------------------------------------------------------
@@ -136,8 +136,8 @@ def test_two_trial_sweep_logs_nested_runs_and_pareto_table(tmp_path, capsys):
     import mlflow
 
     from orchestrator.data.synth import write_synthscenes
-    from orchestrator.pretrain import run_pretrain
-    from orchestrator.sweep import main
+    from orchestrator.training.pretrain import run_pretrain
+    from orchestrator.sweeps.sweep import main
 
     pre = load_config("tiny", [f"run_dir={tmp_path / 'pre'}", f"policy.checkpoint={tmp_path / 'policy'}",
                                "data.synth.n=12"])
@@ -149,7 +149,7 @@ def test_two_trial_sweep_logs_nested_runs_and_pareto_table(tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
     trial_budget = "[grpo.steps=1,train.val_clips=2,train.checkpoint_every=0,rollout.num_workers=1,learner.num_ranks=1]"
     # A fresh process, as a user runs it: no Ray or MLflow state left by earlier tests.
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "sweep", "tiny", f"run_dir={sweep_dir}", f"data.manifest={manifest}", f"policy.checkpoint={tmp_path / 'policy'}",
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "sweep", "tiny", f"run_dir={sweep_dir}", f"data.manifest={manifest}", f"policy.checkpoint={tmp_path / 'policy'}",
                  f"tracking.tracking_uri=sqlite:///{sweep_dir / 'mlflow.db'}",
                  "ray.object_store_mb=256", "ray.num_cpus=4", "sweep.search=grid", "sweep.num_samples=1",
                  "sweep.max_concurrent=2", "sweep.weights.timing=[0.3,1.2]",
@@ -187,7 +187,7 @@ def test_two_trial_sweep_logs_nested_runs_and_pareto_table(tmp_path, capsys):
 def test_failed_trial_error_names_the_cause_without_ray_wrapping():
     from ray.exceptions import RayTaskError
 
-    from orchestrator.sweep import error_text
+    from orchestrator.sweeps.sweep import error_text
 
     try:
         raise RayTaskError("train", "traceback", MemoryError("node low on memory")).as_instanceof_cause()

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import ray
 
-from orchestrator.checkpoint_store import resolve_resume
+from orchestrator.training.checkpoint_store import resolve_resume
 from orchestrator.config import load_config
 from orchestrator.data.synth import write_synthscenes
-from orchestrator.pretrain import run_pretrain
-from orchestrator.trainer import Trainer
+from orchestrator.training.pretrain import run_pretrain
+from orchestrator.training.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 COMPARED = ("reward/total", "reward/semantic/mean", "reward/timing/mean", "reward/spatial/mean", "learn/loss")

@@ -60,7 +60,7 @@ def annotate_manifest(cfg: PrismConfig, limit: int | None = None) -> dict:
 
     from actors.planner_pool import PlannerPool
     from orchestrator.data.reader import ClipReader
-    from orchestrator.ray_setup import init_ray
+    from orchestrator.runtime.ray_setup import init_ray
 
     path = plans_path(cfg)
     done = read_plans(path)

@@ -22,16 +22,16 @@ import torch
 from actors.experience_builder import build_experience
 from actors.rollout_fleet import GroupRequest
 from common.types import TEACHERS, join_cot
-from orchestrator.buffer import ExperienceBuffer
-from orchestrator.checkpoint_store import CheckpointStore, resolve_resume
+from orchestrator.training.buffer import ExperienceBuffer
+from orchestrator.training.checkpoint_store import CheckpointStore, resolve_resume
 from orchestrator.config.load import to_dict
 from orchestrator.config.schema import PrismConfig
 from orchestrator.data.reader import ClipReader
 from orchestrator.data.sampler import PromptSampler
 from orchestrator.grpo.advantages import group_advantages
-from orchestrator.reward_phase import grade_groups
-from orchestrator.roles import Roles, build_roles
-from orchestrator.tracking import Tracker
+from orchestrator.training.reward_phase import grade_groups
+from orchestrator.training.roles import Roles, build_roles
+from orchestrator.runtime.tracking import Tracker
 from rewards.combine import combine_grades
 from policies.schedules import window_for_step
 

@@ -14,8 +14,8 @@ from typing import Any, Callable, Mapping, Optional
 from common.types import TEACHERS
 from orchestrator.config.load import flatten, to_dict
 from orchestrator.config.schema import PrismConfig
-from orchestrator.sweep_space import reference_total
-from orchestrator.tracking import Tracker, tracking_uri
+from orchestrator.sweeps.space import reference_total
+from orchestrator.runtime.tracking import Tracker, tracking_uri
 
 PARENT_TAG = "mlflow.parentRunId"
 """The MLflow tag that nests a run under another in the UI and in searches."""
@@ -88,7 +88,7 @@ def run_trial(weights: dict[str, float], *, template: PrismConfig, sweep_dir: st
     """Tune function trainable: train with `weights`, report validations, then the summary."""
     from ray import tune
 
-    from orchestrator.train import run_training
+    from orchestrator.training.train import run_training
 
     name = tune.get_context().get_trial_name()
     cfg = trial_config(template, weights, name, sweep_dir, checkpoint_root)

@@ -10,7 +10,7 @@ NAME:
               cluster-size policy (benchmarks/gpu.py); exits with code 2 when there is no GPU
   gradsnr     the policy gradient's signal-to-noise at a checkpoint: per window start and reward, the
               groups a gradient needs before it points somewhere, against a run's budget (benchmarks/grad_snr.py)
-  ablation    the paper's teacher and CoT ablation tables: handed to orchestrator/ablation.py
+  ablation    the paper's teacher and CoT ablation tables: handed to orchestrator/evaluation/ablation.py
               (its own arguments: [CONFIG] [steps=N] [pretrained=PATH] [key=value ...])
 
 CONFIG and key=value are as for `prismrl train` (default preset: demo; gpu: cluster).
@@ -37,8 +37,7 @@ from typing import Any, Callable
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmarks.gpu import GpuUnavailable
-from orchestrator.cli_args import split_args, wants_help
+from orchestrator.config.argv import split_args, wants_help
 from orchestrator.config.load import ConfigError, load_config
 from orchestrator.config.schema import PrismConfig
 
@@ -46,6 +45,10 @@ OPTION_PREFIX = "bench."
 """Overrides with this prefix set benchmark options instead of config keys."""
 UNAVAILABLE_EXIT = 2
 """Exit code when a benchmark cannot run here (`gpu` without a GPU, `ablation` not installed)."""
+
+
+class GpuUnavailable(RuntimeError):
+    """A benchmark that needs a GPU found none (torch or Ray); `prismrl bench` exits with code 2."""
 
 
 @dataclass
@@ -103,7 +106,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "gradsnr": Benchmark(_module_benchmark("benchmarks.grad_snr", "GradSNROptions"), "demo"),
 }
 """Every `prismrl bench` NAME run by this module."""
-DELEGATED: dict[str, str] = {"ablation": "orchestrator.ablation"}
+DELEGATED: dict[str, str] = {"ablation": "orchestrator.evaluation.ablation"}
 """`prismrl bench` NAMEs handed whole to another module's main(argv) (it parses and writes its own outputs)."""
 
 
@@ -137,7 +140,7 @@ def run_benchmark(name: str, cfg: PrismConfig, opts: Any = None) -> dict[str, An
 
 def write_outputs(run_dir: str, name: str, result: dict[str, Any], table: str) -> tuple[str, str]:
     """<run_dir>/<name>.json and <run_dir>/<name>.md; returns their paths."""
-    from orchestrator.tracking import write_json
+    from orchestrator.runtime.tracking import write_json
 
     json_path, md_path = os.path.join(run_dir, f"{name}.json"), os.path.join(run_dir, f"{name}.md")
     write_json(json_path, result)

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from orchestrator.cli_args import config_from_argv, wants_help
+from orchestrator.config.argv import config_from_argv, wants_help
 
 log = logging.getLogger("prismrl.demo")
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[1/3] reusing SynthScenes at {manifest}")
     ckpt = cfg.policy.checkpoint
     if ckpt and not os.path.exists(ckpt):
-        from orchestrator.pretrain import run_pretrain
+        from orchestrator.training.pretrain import run_pretrain
 
         print(f"[2/3] pretraining the policy into {ckpt} (budget {cfg.pretrain.time_budget_s:.0f} s)")
         run_pretrain(cfg)
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[2/3] reusing the pretrained policy at {ckpt}")
     print(f"[3/3] Fast-GRPO on Ray: {cfg.grpo.steps} steps of {cfg.grpo.prompts_per_step} prompts x "
           f"{cfg.grpo.group_size} samples, {cfg.learner.num_ranks} DeepSpeed ZeRO-{cfg.learner.zero_stage} ranks")
-    from orchestrator.train import run_training
+    from orchestrator.training.train import run_training
 
     summary = run_training(cfg)
     before, after = summary["val_before"], summary["val_after"]

@@ -22,7 +22,7 @@ import torch
 
 from common.soundclasses import SOUND_CLASSES
 from common.types import Clip
-from orchestrator.cli_args import config_from_argv, wants_help
+from orchestrator.config.argv import config_from_argv, wants_help
 from orchestrator.config.schema import PrismConfig
 from policies.planner.config import PlannerConfig
 from policies.planner.facts import mean_accuracy, plan_accuracy
@@ -143,7 +143,7 @@ def main(argv: list[str]) -> int:
     if wants_help(argv, __doc__):
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from orchestrator.pretrain import load_clips
+    from orchestrator.training.pretrain import load_clips
 
     cfg = config_from_argv(argv, command="train-planner")
     torch.set_num_threads(max(1, cfg.pretrain.torch_threads))

@@ -17,7 +17,7 @@ import soundfile as sf
 
 from orchestrator.config.load import flatten, to_dict
 from orchestrator.config.schema import PrismConfig
-from orchestrator.plots import spectrogram_png
+from orchestrator.runtime.plots import spectrogram_png
 
 log = logging.getLogger(__name__)
 MAX_PARAM_CHARS = 500

@@ -1,4 +1,4 @@
-"""`prismrl train CONFIG [key=value ...]` (also `python -m orchestrator.train ...`): a Fast-GRPO run.
+"""`prismrl train CONFIG [key=value ...]` (also `python -m orchestrator.training.train ...`): a Fast-GRPO run.
 
 Joins the Ray cluster at RAY_ADDRESS when set (as under `ray job submit`), else starts a local Ray
 on 127.0.0.1. Writes <run_dir>/summary.json, MLflow metrics/media, and checkpoints.
@@ -12,12 +12,12 @@ import time
 from typing import Any
 
 from common.types import TEACHERS
-from orchestrator.cli_args import config_from_argv, wants_help
+from orchestrator.config.argv import config_from_argv, wants_help
 from orchestrator.config.load import to_dict
 from orchestrator.config.schema import PrismConfig
-from orchestrator.eval_paired import paired_differences
-from orchestrator.plots import reward_curves_png
-from orchestrator.tracking import Tracker, write_json
+from orchestrator.evaluation.paired import paired_differences
+from orchestrator.runtime.plots import reward_curves_png
+from orchestrator.runtime.tracking import Tracker, write_json
 
 log = logging.getLogger("prismrl.train")
 
@@ -29,7 +29,7 @@ def check_inputs(cfg: PrismConfig) -> None:
         raise FileNotFoundError(
             f"data.manifest: {manifest} does not exist; make one with `prismrl data synth run_dir=DIR` "
             f"and pass data.manifest=DIR/manifest.parquet")
-    from orchestrator.roles import teacher_factories
+    from orchestrator.training.roles import teacher_factories
 
     teacher_factories(cfg)  # unknown backend or option key: stop here, naming it
     ckpt = cfg.policy.checkpoint
@@ -46,9 +46,9 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
     import ray
     from tqdm import tqdm
 
-    from orchestrator.checkpoint_store import resolve_resume
-    from orchestrator.ray_setup import init_ray
-    from orchestrator.trainer import Trainer
+    from orchestrator.training.checkpoint_store import resolve_resume
+    from orchestrator.runtime.ray_setup import init_ray
+    from orchestrator.training.trainer import Trainer
 
     check_inputs(cfg)
     os.makedirs(cfg.run_dir, exist_ok=True)
@@ -122,7 +122,7 @@ def export_ema_policy(cfg: PrismConfig, trainer) -> str:
     import ray
 
     from policies.checkpoint import save_policy
-    from policies.registry import build_policy
+    from policies.build import build_policy
 
     _, ref = trainer.roles.learner.get_ema_weights()
     policy = build_policy(cfg.policy)
@@ -140,7 +140,7 @@ def _fmt(vals: dict[str, float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `prismrl train` and `python -m orchestrator.train`."""
+    """Entry point of `prismrl train` and `python -m orchestrator.training.train`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if wants_help(argv, __doc__):
         return 0
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from orchestrator.ray_setup import loopback_for_local_ray
+    from orchestrator.runtime.ray_setup import loopback_for_local_ray
 
     loopback_for_local_ray()
     raise SystemExit(main())

@@ -12,7 +12,7 @@ import os
 from typing import Any, Mapping, Optional, Sequence
 
 from common.types import TEACHERS
-from orchestrator.pareto import pareto_mask
+from orchestrator.sweeps.pareto import pareto_mask
 
 SHORT = {"semantic": "sem", "timing": "tim", "aesthetic": "aes", "spatial": "spa"}
 

@@ -30,7 +30,7 @@ def init_ray(cfg: PrismConfig) -> bool:
     if ray.is_initialized():
         return False
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
-    from orchestrator.tracking import NODE_TRACKING_URI
+    from orchestrator.runtime.tracking import NODE_TRACKING_URI
 
     # Workers get the node's MLflow URI as the process started with it, not one that MLflow's
     # set_tracking_uri wrote into this process's environment for an earlier run.

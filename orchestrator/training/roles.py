@@ -11,7 +11,7 @@ from actors.rollout_fleet import RolloutFleet
 from common.types import TEACHERS
 from orchestrator.config.schema import PrismConfig
 from orchestrator.grpo.loss import grpo_loss
-from policies.registry import build_policy
+from policies.build import build_policy
 from rewards.base import build_teacher, check_options, import_plugins
 
 

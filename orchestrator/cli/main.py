@@ -12,15 +12,20 @@ import sys
 # module:function taking argv (the arguments after the subcommand) and returning an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("orchestrator.data.cli:main", "SynthScenes generation and manifest tools (synth, summary)"),
-    "pretrain": ("orchestrator.pretrain:main", "supervised flow-matching pretraining of the policy"),
-    "train-planner": ("orchestrator.plan_training:main", "train the synth CoT planner (video -> four-module plan)"),
-    "train": ("orchestrator.train:main", "distributed Fast-GRPO training on Ray"),
-    "demo": ("orchestrator.demo:main", "the laptop job: data, pretrain, Fast-GRPO, summary"),
-    "sweep": ("orchestrator.sweep:main", "Ray Tune sweep over the four reward weights"),
-    "eval": ("orchestrator.evaluate:main", "the paper's metrics for a checkpoint on a split"),
-    "generate": ("orchestrator.generate:main", "plan and generate stereo audio for videos"),
-    "bench": ("orchestrator.bench:main", "benchmarks (efficiency, throughput, pools, gpu, gradsnr, ablation)"),
-    "plan": ("orchestrator.plan:main", "reward-pool sizing from measured throughput"),
+    "pretrain": ("orchestrator.training.pretrain:main", "supervised flow-matching pretraining of the policy"),
+    "train-planner": ("orchestrator.training.planner_training:main", "train the synth CoT planner (video -> four-module plan)"),
+    "train": ("orchestrator.training.train:main", "distributed Fast-GRPO training on Ray"),
+    "demo": ("orchestrator.cli.demo:main", "the laptop job: data, pretrain, Fast-GRPO, summary"),
+    "sweep": ("orchestrator.sweeps.sweep:main", "Ray Tune sweep over the four reward weights"),
+    "eval": ("orchestrator.evaluation.evaluate:main", "the paper's metrics for a checkpoint on a split"),
+    "generate": ("orchestrator.evaluation.generate:main", "plan and generate stereo audio for videos"),
+    "bench": ("orchestrator.cli.bench:main", "benchmarks (efficiency, throughput, pools, gpu, gradsnr, ablation)"),
+    "size-pools": ("orchestrator.pool_sizing.command:main", "reward-pool sizes from measured throughput"),
+}
+
+# Old command names kept for one release: old -> new. Each use prints the new name.
+RENAMED: dict[str, str] = {
+    "plan": "size-pools",
 }
 
 USAGE = """usage: prismrl COMMAND [CONFIG] [key=value ...]
@@ -59,13 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch `prismrl COMMAND ...`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from orchestrator.ray_setup import loopback_for_local_ray
+    from orchestrator.runtime.ray_setup import loopback_for_local_ray
 
     loopback_for_local_ray()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
     name, rest = argv[0], argv[1:]
+    if name in RENAMED:
+        print(f"prismrl {name}: renamed to 'prismrl {RENAMED[name]}'; the old name goes in the next release",
+              file=sys.stderr)
+        name = RENAMED[name]
     if name not in COMMANDS:
         print(f"prismrl: unknown command '{name}'\n\n{_usage()}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ import soundfile as sf
 import torch
 
 from common.types import COT_MODULES, Clip
-from orchestrator.cli_args import split_args, wants_help
+from orchestrator.config.argv import split_args, wants_help
 from orchestrator.config.load import load_config
 from orchestrator.config.schema import PrismConfig
 from orchestrator.data import storage

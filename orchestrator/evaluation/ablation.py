@@ -19,10 +19,10 @@ import sys
 from typing import Any
 
 from common.types import TEACHERS
-from orchestrator.cli_args import split_args, wants_help
+from orchestrator.config.argv import split_args, wants_help
 from orchestrator.config.load import load_config
 from orchestrator.config.schema import PrismConfig
-from orchestrator.evaluate import HEADLINE, load_eval_clips, run_eval
+from orchestrator.evaluation.evaluate import HEADLINE, load_eval_clips, run_eval
 
 log = logging.getLogger("prismrl.ablation")
 
@@ -55,7 +55,7 @@ def evaluate_checkpoint(cfg: PrismConfig, checkpoint: str, plans: str, clips, na
 
 def run_ablations(cfg: PrismConfig, pretrained: str, steps: int) -> dict[str, Any]:
     """Both tables (see the module docstring); returns {'teachers': {row: metrics}, 'cot': {row: metrics}}."""
-    from orchestrator.train import run_training
+    from orchestrator.training.train import run_training
 
     clips = load_eval_clips(cfg)
     teachers = {"Pretrained (no RL)": evaluate_checkpoint(cfg, pretrained, "dataset", clips, "pretrained")}

@@ -1,8 +1,8 @@
-"""`prismrl plan [CONFIG] [key=value ...] SOURCE [options]`: reward-pool sizing from measured throughput.
+"""`prismrl size-pools [CONFIG] [key=value ...] SOURCE [options]`: reward-pool sizing from measured throughput.
 
 Each pool gets the fewest replicas whose throughput reaches the rollout sample rate times a
-headroom (no pool starves the learner), and a GPU fraction per replica (orchestrator/pool_sizing.py).
-Prints a table, writes <run_dir>/plan.json and <run_dir>/pools.yaml (a `pools:` snippet to merge
+headroom (no pool starves the learner), and a GPU fraction per replica (orchestrator/pool_sizing/sizing.py).
+Prints a table, writes <run_dir>/pool_sizes.json and <run_dir>/pools.yaml (a `pools:` snippet to merge
 into a config, or pass as overrides).
 
 SOURCE, one of:
@@ -11,13 +11,13 @@ SOURCE, one of:
   --summary PATH      a training run's summary.json (follows its MLflow run)
   --mlflow-run ID     a training run in MLflow (--tracking-uri URI, default tracking.tracking_uri)
 options:
-  --rollout-samples-per-s X   rollout rate to plan for (default: measured by the run)
+  --rollout-samples-per-s X   rollout rate to size for (default: measured by the run)
   --headroom H                capacity over the rollout rate (default 1.5)
   --measured-gpus G           GPUs per replica during the measurement (default: the run's
                               pools.<t>.num_gpus; 0 for a bench JSON, which runs on the CPU)
   --gpu-step S                GPU fractions are rounded up to multiples of S (default 0.05)
 
-    prismrl plan cluster --bench runs/bench/pools.json --rollout-samples-per-s 40
+    prismrl size-pools cluster --bench runs/bench/pools.json --rollout-samples-per-s 40
 """
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ from typing import Any
 import yaml
 
 from common.types import TEACHERS
-from orchestrator.cli_args import config_from_argv, wants_help
-from orchestrator.pool_sizing import PoolPlan, plan_pools
-from orchestrator.tracking import tracking_uri, write_json
+from orchestrator.config.argv import config_from_argv, wants_help
+from orchestrator.pool_sizing.sizing import PoolSize, size_pools
+from orchestrator.runtime.tracking import tracking_uri, write_json
 
 
 def scaling_from_bench(data: dict[str, Any]) -> dict[str, dict[int, float]]:
@@ -83,24 +83,24 @@ def measured_from_mlflow(uri: str, run_id: str) -> dict[str, Any]:
             "source": f"mlflow run {run_id} ({uri})"}
 
 
-def markdown_table(plans: dict[str, PoolPlan]) -> str:
+def markdown_table(sizes: dict[str, PoolSize]) -> str:
     """One line per pool."""
     rows = ["| pool | replicas | per replica (samples/s) | capacity | demand | utilization | GPUs/replica | GPUs |",
             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for p in plans.values():
+    for p in sizes.values():
         rows.append(f"| {p.teacher} | {p.replicas} | {p.per_replica_samples_per_s:.1f} | {p.capacity_samples_per_s:.1f} "
                     f"| {p.demand_samples_per_s:.1f} | {p.utilization:.0%} | {p.num_gpus:g} | {p.replicas * p.num_gpus:g} |")
     return "\n".join(rows)
 
 
-def pools_snippet(plans: dict[str, PoolPlan]) -> str:
-    """YAML `pools:` section of the plan."""
-    return yaml.safe_dump({"pools": {t: {"replicas": p.replicas, "num_gpus": p.num_gpus} for t, p in plans.items()}},
+def pools_snippet(sizes: dict[str, PoolSize]) -> str:
+    """YAML `pools:` section of the sizes."""
+    return yaml.safe_dump({"pools": {t: {"replicas": p.replicas, "num_gpus": p.num_gpus} for t, p in sizes.items()}},
                           sort_keys=False)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="prismrl plan", add_help=False)
+    p = argparse.ArgumentParser(prog="prismrl size-pools", add_help=False)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--bench")
     source.add_argument("--summary")
@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `prismrl plan`."""
+    """Entry point of `prismrl size-pools`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if wants_help(argv, __doc__):
         return 0
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:
         print(__doc__, file=sys.stderr)
         return 2
-    cfg = config_from_argv(rest, "plan", default_preset="cluster")
+    cfg = config_from_argv(rest, "size-pools", default_preset="cluster")
     if args.bench:
         with open(args.bench) as f:
             measured = {"scaling": scaling_from_bench(json.load(f)), "gpus": {}, "rollout_samples_per_s": math.nan,
@@ -137,28 +137,28 @@ def main(argv: list[str] | None = None) -> int:
         measured = measured_from_mlflow(uri, run_id)
     rate = args.rollout_samples_per_s or measured["rollout_samples_per_s"]
     if not rate or not math.isfinite(rate):
-        print(f"prismrl plan: {measured['source']} has no rollout rate; pass --rollout-samples-per-s", file=sys.stderr)
+        print(f"prismrl size-pools: {measured['source']} has no rollout rate; pass --rollout-samples-per-s", file=sys.stderr)
         return 2
     gpus = ({t: args.measured_gpus for t in measured["scaling"]} if args.measured_gpus is not None
             else measured["gpus"])
-    plans = plan_pools(measured["scaling"], rate, args.headroom, gpus, args.gpu_step)
+    sizes = size_pools(measured["scaling"], rate, args.headroom, gpus, args.gpu_step)
     os.makedirs(cfg.run_dir, exist_ok=True)
-    table = markdown_table(plans)
-    write_json(os.path.join(cfg.run_dir, "plan.json"), {
+    table = markdown_table(sizes)
+    write_json(os.path.join(cfg.run_dir, "pool_sizes.json"), {
         "source": measured["source"], "rollout_samples_per_s": rate, "headroom": args.headroom,
         "measured_gpus_per_replica": gpus, "measured_samples_per_s": measured["scaling"],
-        "pools": {t: p.as_dict() for t, p in plans.items()},
-        "unmeasured": [t for t in TEACHERS if t not in plans]})
-    snippet = pools_snippet(plans)
+        "pools": {t: p.as_dict() for t, p in sizes.items()},
+        "unmeasured": [t for t in TEACHERS if t not in sizes]})
+    snippet = pools_snippet(sizes)
     with open(os.path.join(cfg.run_dir, "pools.yaml"), "w") as f:
         f.write(snippet)
     print(f"rollout rate {rate:.1f} samples/s x headroom {args.headroom:g} ({measured['source']})\n")
     print(table)
     print("\n" + snippet)
-    missing = [t for t in TEACHERS if t not in plans]
+    missing = [t for t in TEACHERS if t not in sizes]
     if missing:
         print(f"not measured (keep their config): {', '.join(missing)}")
     print("overrides: " + " ".join(f"pools.{t}.replicas={p.replicas} pools.{t}.num_gpus={p.num_gpus:g}"
-                                   for t, p in plans.items()))
-    print(f"written: {os.path.join(cfg.run_dir, 'plan.json')}, {os.path.join(cfg.run_dir, 'pools.yaml')}")
+                                   for t, p in sizes.items()))
+    print(f"written: {os.path.join(cfg.run_dir, 'pool_sizes.json')}, {os.path.join(cfg.run_dir, 'pools.yaml')}")
     return 0

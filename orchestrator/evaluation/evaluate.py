@@ -7,7 +7,7 @@ The paper's table for a policy checkpoint on a manifest split (short keys mean e
   itd_error_ms  mean |ITD(generated) - ITD(ground truth)| in ms from the spatial teacher's diagnostics
                 (GCC-PHAT; StereoCRW adds itd_error_crw_ms)                            lower
   fd_logmel     Fréchet distance between log-mel statistics of generated and ground-truth audio
-                (orchestrator/metrics_fad.py; offline, no model)                       lower
+                (orchestrator/evaluation/fd_logmel.py; offline, no model)                       lower
   reward/*      every teacher's mean reward and the weighted total (rewards.weights)
 Audio: guided Euler ODE (sampler.num_steps, sampler.guidance_scale) from a fixed noise per clip (eval.samples
 noises per clip, averaged), so a checkpoint and its baseline see the same noise and the same plans. Grading runs in-process (no Ray).
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from common.types import COT_MODULES, TEACHERS, Clip, Grade
-from orchestrator.cli_args import split_args, wants_help
+from orchestrator.config.argv import split_args, wants_help
 from orchestrator.config.load import load_config
 from orchestrator.config.schema import PrismConfig
-from orchestrator.eval_paired import paired_differences, paired_markdown
-from orchestrator.metrics_fad import frechet_audio_distance
+from orchestrator.evaluation.paired import paired_differences, paired_markdown
+from orchestrator.evaluation.fd_logmel import frechet_audio_distance
 from policies.base import Policy
 from policies.crop import crop_clip
 from policies.rollout import sample_ode
@@ -185,7 +185,7 @@ def load_eval_clips(cfg: PrismConfig) -> list[Clip]:
 def run_eval(cfg: PrismConfig, clips: Sequence[Clip] | None = None, track: bool = True) -> dict[str, Any]:
     """Evaluate eval.checkpoint (and eval.baseline) on the split; writes eval.json / eval.md; returns the result."""
     from policies.checkpoint import load_policy
-    from orchestrator.tracking import Tracker, write_json
+    from orchestrator.runtime.tracking import Tracker, write_json
 
     checkpoints = {"checkpoint": cfg.eval.checkpoint or cfg.policy.checkpoint}
     if not checkpoints["checkpoint"]:

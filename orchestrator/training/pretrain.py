@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 
 from common.types import Clip
-from orchestrator.cli_args import config_from_argv, wants_help
+from orchestrator.config.argv import config_from_argv, wants_help
 from orchestrator.config.schema import PrismConfig
 from policies.checkpoint import load_policy, load_trainer_state, save_policy
 from policies.crop import random_crop
 from policies.mirror import mirror_clip
-from policies.registry import build_policy
+from policies.build import build_policy
 
 log = logging.getLogger("prismrl.pretrain")
 

@@ -7,7 +7,7 @@ and replica restarts. A pool that cannot keep up starves the learner.
 Throughput of a pool at n replicas comes from measurements at some replica counts: linear
 interpolation between measured counts, proportional scaling below the smallest, and the
 per-replica rate of the largest measured count beyond it (no further loss assumed: measure at
-the scale you plan for when you can).
+the scale you size for when you can).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Mapping
 
 
 @dataclass
-class PoolPlan:
-    """The plan of one reward pool."""
+class PoolSize:
+    """The size of one reward pool."""
 
     teacher: str
     """Teacher the pool grades for."""
@@ -37,7 +37,7 @@ class PoolPlan:
     to the GPU step (0 for a CPU teacher)."""
 
     def as_dict(self) -> dict:
-        """Plain dict (for plan.json)."""
+        """Plain dict (for pool_sizes.json)."""
         return asdict(self)
 
 
@@ -72,10 +72,10 @@ def _round_up(x: float, step: float) -> float:
     return round(math.ceil(x / step - 1e-9) * step, 6)
 
 
-def plan_pools(scaling: Mapping[str, Mapping[int, float]], rollout_samples_per_s: float, headroom: float = 1.5,
+def size_pools(scaling: Mapping[str, Mapping[int, float]], rollout_samples_per_s: float, headroom: float = 1.5,
                measured_gpus: Mapping[str, float] | None = None, gpu_step: float = 0.05,
-               max_replicas: int = 256) -> dict[str, PoolPlan]:
-    """A plan per teacher: replicas so that capacity >= rollout rate x headroom, and the GPU fraction
+               max_replicas: int = 256) -> dict[str, PoolSize]:
+    """A size per teacher: replicas so that capacity >= rollout rate x headroom, and the GPU fraction
     each replica needs (`measured_gpus[t]`: GPUs per replica during the measurement; 0/absent = CPU)."""
     if rollout_samples_per_s <= 0 or not math.isfinite(rollout_samples_per_s):
         raise ValueError(f"rollout sample rate must be > 0, got {rollout_samples_per_s}")
@@ -84,7 +84,7 @@ def plan_pools(scaling: Mapping[str, Mapping[int, float]], rollout_samples_per_s
     if not 0 < gpu_step <= 1:
         raise ValueError(f"gpu_step must lie in (0, 1], got {gpu_step}")
     demand = rollout_samples_per_s * headroom
-    plans = {}
+    sizes = {}
     for teacher, measured in scaling.items():
         try:
             n = replicas_needed(measured, demand, max_replicas)
@@ -94,5 +94,5 @@ def plan_pools(scaling: Mapping[str, Mapping[int, float]], rollout_samples_per_s
         utilization = demand / capacity
         gpus = float((measured_gpus or {}).get(teacher, 0.0))
         num_gpus = min(gpus, _round_up(gpus * utilization, gpu_step)) if gpus > 0 else 0.0
-        plans[teacher] = PoolPlan(teacher, n, demand, capacity, capacity / n, utilization, num_gpus)
-    return plans
+        sizes[teacher] = PoolSize(teacher, n, demand, capacity, capacity / n, utilization, num_gpus)
+    return sizes

@@ -2,7 +2,7 @@
 
 Each trial is a whole training run (its own rollout workers, reward pools and DeepSpeed learner
 ranks) at the budget of `sweep.trial_overrides`, inside one placement group sized from the config
-(see orchestrator/sweep_space.py). Trials log to MLflow runs nested under the sweep's run; at the
+(see orchestrator/sweeps/space.py). Trials log to MLflow runs nested under the sweep's run; at the
 end a table of every trial's per-teacher validation rewards, with the Pareto-optimal trials marked,
 is printed and written to <run_dir>/pareto.md, pareto.json and pareto.png (also logged to MLflow).
 
@@ -23,13 +23,13 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from common.types import TEACHERS
-from orchestrator.cli_args import config_from_argv, wants_help
+from orchestrator.config.argv import config_from_argv, wants_help
 from orchestrator.config.load import ConfigError, load_config, to_dict
 from orchestrator.config.schema import PrismConfig
-from orchestrator.sweep_report import mark_pareto, markdown_table, pareto_png, sorted_rows
-from orchestrator.sweep_space import check_sweep_config, scale_trial_cpus, trial_bundles, weight_space
-from orchestrator.sweep_trial import PARENT_TAG, run_trial
-from orchestrator.tracking import Tracker, tracking_uri, write_json
+from orchestrator.sweeps.report import mark_pareto, markdown_table, pareto_png, sorted_rows
+from orchestrator.sweeps.space import check_sweep_config, scale_trial_cpus, trial_bundles, weight_space
+from orchestrator.sweeps.trial import PARENT_TAG, run_trial
+from orchestrator.runtime.tracking import Tracker, tracking_uri, write_json
 
 log = logging.getLogger("prismrl.sweep")
 METRIC = "val_total_ref"
@@ -116,8 +116,8 @@ def run_sweep(cfg: PrismConfig) -> dict[str, Any]:
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from orchestrator.ray_setup import init_ray
-    from orchestrator.train import check_inputs
+    from orchestrator.runtime.ray_setup import init_ray
+    from orchestrator.training.train import check_inputs
 
     check_sweep_config(cfg.sweep)
     check_inputs(cfg)
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from orchestrator.ray_setup import loopback_for_local_ray
+    from orchestrator.runtime.ray_setup import loopback_for_local_ray
 
     loopback_for_local_ray()
     raise SystemExit(main())
