@@ -78,11 +78,32 @@ def test_resume_after_kill_matches_uninterrupted_and_dead_worker_is_replaced(tin
         resumed.shutdown()
 
 
-def test_async_mode_overlaps_and_keeps_staleness_bound(tiny_world):
+@pytest.fixture(scope="module")
+def ms_clap_options(tmp_path_factory):
+    """ms_clap options for a random-weight MS-CLAP saved in the release format, with a tiny tokenizer."""
+    import torch
+
+    from helpers.ms_clap_files import TINY_ARCH, upstream_state, write_tiny_tokenizer
+    from rewards.models.ms_clap import MsClapArch, MsClapModel
+
+    root = tmp_path_factory.mktemp("msclap")
+    arch = {**TINY_ARCH, "text_vocab": len(write_tiny_tokenizer(root / "gpt2"))}
+    torch.manual_seed(0)
+    model = MsClapModel(MsClapArch(**arch))
+    torch.save({"model": upstream_state(model, arch["text_layers"], arch["text_positions"])},
+               root / "CLAP_weights_2023.pth")
+    return {"checkpoint": str(root / "CLAP_weights_2023.pth"), "tokenizer": str(root / "gpt2"), "device": "cpu",
+            "batch_size": 1, "arch": arch}, float(model.logit_scale.detach().exp())
+
+
+def test_async_mode_overlaps_and_keeps_staleness_bound(tiny_world, ms_clap_options):
+    """Also the end-to-end run of the ms_clap semantic teacher (PrismAudio's) on a random-weight checkpoint."""
     root, manifest = tiny_world
+    options, scale = ms_clap_options
     trainer = Trainer(tiny_cfg(root, manifest, "async", "grpo.steps=3", "train.mode=async",
                                "train.max_staleness=1", "train.checkpoint_every=0",
-                               "rewards.combine=normalize_then_sum"))
+                               "rewards.combine=normalize_then_sum", "rewards.semantic.backend=ms_clap",
+                               f"rewards.semantic.options={json.dumps(options)}"))
     try:
         hist = trainer.fit()
         one, again = trainer.validate(3), trainer.validate(3)
@@ -96,6 +117,8 @@ def test_async_mode_overlaps_and_keeps_staleness_bound(tiny_world):
     weighted = w.semantic * one["semantic"] + w.timing * one["timing"] + w.aesthetic * one["aesthetic"] + w.spatial * one["spatial"]
     assert one["total"] == pytest.approx(weighted)  # raw weighted sum, whatever rewards.combine is
     assert three["total"] != one["total"]
+    for h in hist:  # every rollout graded by MS-CLAP: exp(logit_scale) * cos / 80, not all alike
+        assert 0 < abs(h["reward/semantic/mean"]) <= scale / 80 and h["reward/semantic/std"] > 0
     stale = [h["staleness"] for h in hist]
     assert stale[0] == 0.0 and max(stale) == 1.0  # later steps train on rollouts one version old
     assert trainer.buffer.max_seen_staleness <= 1

@@ -12,8 +12,8 @@ from rewards.base import TeacherError
 from rewards.dsp import resample, to_mono
 
 
-def mono_at(audio: np.ndarray, sample_rate: int, target_rate: int, clip_id: str, owner: str) -> np.ndarray:
-    """Mono float32 `[N]` at `target_rate` from mono `[N]` or channel-first `[C, N]` audio.
+def checked_audio(audio: np.ndarray, clip_id: str, owner: str) -> np.ndarray:
+    """float32 mono `[N]` or channel-first `[C, N]` audio, after checking it is non-empty and finite.
 
     Raises a TeacherError naming `owner` and `clip_id` for empty, wrongly shaped or non-finite audio.
     """
@@ -22,7 +22,12 @@ def mono_at(audio: np.ndarray, sample_rate: int, target_rate: int, clip_id: str,
         raise TeacherError(f"{owner}: clip '{clip_id}': expected audio of shape [2, N] with N > 0, got {x.shape}")
     if not np.isfinite(x).all():
         raise TeacherError(f"{owner}: clip '{clip_id}': audio contains NaN or infinite samples")
-    return resample(to_mono(x), sample_rate, target_rate)
+    return x
+
+
+def mono_at(audio: np.ndarray, sample_rate: int, target_rate: int, clip_id: str, owner: str) -> np.ndarray:
+    """Mono float32 `[N]` at `target_rate` from mono `[N]` or channel-first `[C, N]` audio (`checked_audio` first)."""
+    return resample(to_mono(checked_audio(audio, clip_id, owner)), sample_rate, target_rate)
 
 
 def crop_start(x: np.ndarray, length: int) -> np.ndarray:
