@@ -107,7 +107,7 @@ def run(teachers: list[str], replicas=(1, 2, 4, 8), n_samples: int = 128, added_
 
     owns_ray = not ray.is_initialized()
     if owns_ray:
-        ray.init(num_cpus=max(replicas), include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=max(replicas), include_dashboard=False, log_to_driver=False,
                  object_store_memory=512 * 1024 * 1024)
     try:
         rng = np.random.default_rng(seed)

@@ -134,7 +134,7 @@ def test_learner_config_errors_name_the_key():
 # ----- Ray + DeepSpeed ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray_local():
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield
     ray.shutdown()

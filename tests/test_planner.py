@@ -89,7 +89,7 @@ def test_mllm_planner_and_resumable_annotate(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         build_planner(dataclasses.replace(cfg.planner, mllm_path=str(tmp_path / "nowhere")))
 
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024)
     try:
         first = annotate_manifest(cfg, limit=2)
         assert first["planned"] == 2 and first["already_done"] == 0

@@ -63,7 +63,7 @@ def test_stats_throughput_counts_busy_time_only():
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(TESTS_DIR)}})
     yield
     ray.shutdown()

@@ -27,7 +27,7 @@ def tiny_world(tmp_path_factory):
     manifest = write_synthscenes(str(root / "data"), cfg.data.synth, cfg.data.s3, progress=False)
     cfg.data.manifest = str(manifest)
     run_pretrain(cfg)
-    ray.init(num_cpus=4, include_dashboard=False, object_store_memory=300 * 1024 * 1024)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, object_store_memory=300 * 1024 * 1024)
     yield root, str(manifest)
     ray.shutdown()
 

@@ -41,6 +41,7 @@ def init_ray(cfg: PrismConfig) -> bool:
         ray.init(address=address, log_to_driver=True)  # keeps the job's own runtime_env (ray job submit)
         return False
     ray.init(
+        address="local",  # a new local Ray, never a `ray start` head that happens to run on this machine
         num_cpus=cfg.ray.num_cpus,
         object_store_memory=cfg.ray.object_store_mb * 1024 * 1024,
         include_dashboard=False,
