@@ -35,7 +35,8 @@ class EMA:
             if t.shape != avg.shape:
                 raise ValueError(f"EMA.update: {name!r} has shape {tuple(t.shape)}, EMA holds {tuple(avg.shape)}")
             if avg.is_floating_point():
-                avg.mul_(self.decay).add_(t.detach().to(device="cpu", dtype=torch.float32), alpha=1.0 - self.decay)
+                # lerp: exact when the weight has not moved (frozen tensors stay bit-identical)
+                avg.lerp_(t.detach().to(device="cpu", dtype=torch.float32), 1.0 - self.decay)
             else:
                 avg.copy_(t.detach().cpu())
         self.num_updates += 1

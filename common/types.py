@@ -46,6 +46,10 @@ class Clip:
     """Where the video came from (for error messages and for teachers that re-read it)."""
     audio_path: str = ""
     """Where the ground-truth audio came from."""
+    features: dict[str, Any] = field(default_factory=dict)
+    """Cached generator features of the clip (manifest column `features_path`), name -> array or
+    string; empty when the manifest has none. PrismAudio's: `video_features` [36, 1024],
+    `text_features` [L, 1024], `sync_features` [216, 768], `caption_cot`."""
 
     @property
     def duration(self) -> float:

@@ -39,6 +39,9 @@ LEGACY_SYNC_STREAM = False
 LEGACY_VIDEO_MOTION = False
 """`policy.video_motion` of checkpoints whose policy.json predates the field."""
 TEXT_ARCHITECTURE_FIELDS = ("kind", "max_tokens_per_module", "vocab_size")
+PRISMAUDIO_ARCHITECTURE_FIELDS = ("embed_dim", "depth", "num_heads", "io_channels", "video_dim", "text_dim",
+                                  "sync_dim", "video_frames", "sync_frames", "vae")
+"""policy.prismaudio fields that must agree between a checkpoint and the config that loads it."""
 
 
 def _is_remote(path: str) -> bool:
@@ -52,11 +55,21 @@ def config_from_dict(data: dict[str, Any]) -> PolicyConfig:
     data.setdefault("sync_stream", LEGACY_SYNC_STREAM)
     data.setdefault("video_motion", LEGACY_VIDEO_MOTION)
     text = TextEncoderConfig(**data.pop("text_encoder", {}))
+    prismaudio = _prismaudio_config(data.pop("prismaudio", {}))
     known = {f.name for f in dataclasses.fields(PolicyConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{CONFIG}: unknown policy config key(s) {unknown}")
-    return PolicyConfig(**data, text_encoder=text)
+    return PolicyConfig(**data, text_encoder=text, prismaudio=prismaudio)
+
+
+def _prismaudio_config(data: dict[str, Any]):
+    """PrismAudioConfig from its JSON dict (policy.json files written before it existed have none)."""
+    from policies.prismaudio.config import OobleckShape, PrismAudioConfig
+
+    data = dict(data)
+    vae = OobleckShape(**data.pop("vae", {}))
+    return PrismAudioConfig(**data, vae=vae)
 
 
 def _write_local(policy: Policy, cfg: PolicyConfig, out: str, trainer_state: Optional[dict]) -> None:
@@ -129,6 +142,9 @@ def _merge_expected(saved: PolicyConfig, expect: PolicyConfig, directory: str) -
     diffs += [f"text_encoder.{k}: checkpoint {getattr(saved.text_encoder, k)!r} vs config "
               f"{getattr(expect.text_encoder, k)!r}"
               for k in TEXT_ARCHITECTURE_FIELDS if getattr(saved.text_encoder, k) != getattr(expect.text_encoder, k)]
+    if saved.kind == "prismaudio":
+        diffs += [f"prismaudio.{k}: checkpoint {getattr(saved.prismaudio, k)!r} vs config {getattr(expect.prismaudio, k)!r}"
+                  for k in PRISMAUDIO_ARCHITECTURE_FIELDS if getattr(saved.prismaudio, k) != getattr(expect.prismaudio, k)]
     if diffs:
         raise ValueError(f"policy checkpoint '{directory}' does not match policy config: " + "; ".join(diffs))
     return dataclasses.replace(expect, checkpoint=directory)
@@ -149,6 +165,8 @@ def load_policy(directory: str, expect: Optional[PolicyConfig] = None) -> Policy
         if not os.path.isfile(weights):
             raise FileNotFoundError(f"policy checkpoint '{directory}': missing {WEIGHTS}")
         state = load_file(weights)
+    if cfg.kind == "prismaudio":  # the checkpoint holds every weight: skip reading the released files first
+        cfg = dataclasses.replace(cfg, prismaudio=dataclasses.replace(cfg.prismaudio, weights=None, vae_weights=None))
     policy = policy_class(cfg.kind)(cfg)
     result = policy.load_state_dict(state, strict=False)
     frozen = tuple("text." + p for p in policy.text.frozen_prefixes()) if hasattr(policy, "text") else ()

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from policies.prismaudio.config import PrismAudioConfig
+
 
 @dataclass
 class TextEncoderConfig:
@@ -72,6 +74,23 @@ class PolicyConfig:
     """Probability of dropping all conditions in training (for classifier-free guidance)."""
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     """How the CoT plan is tokenized and embedded."""
+    prismaudio: PrismAudioConfig = field(default_factory=PrismAudioConfig)
+    """kind=prismaudio: PrismAudio's own DiT, conditioners and VAE (`policies/prismaudio/`); the
+    fields above other than sample_rate, duration_s and trainable do not apply to it."""
+    trainable: str = "all"
+    """Which weights RL trains (policies/trainable.py): `all`; `lora` (low-rank adapters through
+    `peft` on the modules `lora_targets` names, the rest frozen; the KL reference is the same model
+    with its adapters disabled, and the weights sent to rollout workers, the EMA and policy
+    checkpoints are the merged ones); `last_blocks:K` (the last K DiT blocks and the output layer);
+    `heads` (the output layer only). Frozen weights get no update. Not an architecture field:
+    pretraining ignores it and a checkpoint trains with any choice."""
+    lora_rank: int = 32
+    """trainable=lora: rank r of each adapter (Flow-GRPO: 32)."""
+    lora_alpha: float = 32.0
+    """trainable=lora: adapter scale alpha; the update is (alpha / r) * B @ A."""
+    lora_targets: str = r"blocks\.\d+\.(attn|cross)\.(q|kv|out)"
+    """trainable=lora: regular expression (full match) on module names that get adapters; the default
+    is every self- and cross-attention projection of the DiT blocks."""
 
 
 @dataclass
@@ -97,3 +116,9 @@ class SamplerConfig:
     """mix_grpo: training steps between one-step slides of the window."""
     flow_train_steps: int = 0
     """flow_grpo: number of SDE steps trained per sample (random subset); 0 = all."""
+    noise_channels: str = "all"
+    """Latent channels the SDE window explores (policies/noise_subspace.py): `all`, or a comma list
+    of codec parameter channels by name (`ITD`, `ILD`, `gate`, or `params` for all of them) and
+    `pca:K` (the first K source channels, which hold the most energy). Elsewhere the window's steps
+    are the deterministic Euler step, and the transition log-prob is the exact Gaussian density over
+    the chosen channels only (mean per element, as with all channels)."""

@@ -34,6 +34,10 @@ def _import_builtin() -> None:
         from policies.small_dit import SmallDiTPolicy
 
         _POLICIES["small_dit"] = SmallDiTPolicy
+    if "prismaudio" not in _POLICIES:
+        from policies.prismaudio.policy import PrismAudioPolicy
+
+        _POLICIES["prismaudio"] = PrismAudioPolicy
 
 
 def policy_class(kind: str) -> Callable[[PolicyConfig], Policy]:

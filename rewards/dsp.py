@@ -164,19 +164,30 @@ def gcc_phat(
     return lags, curve
 
 
-def gcc_phat_itd(
-    left: np.ndarray, right: np.ndarray, sample_rate: int, max_delay_s: float = 0.001, interp: int = 16,
-    floor_db: float = DEFAULT_PHAT_FLOOR_DB,
-) -> float:
-    """Inter-channel time delay in seconds by GCC-PHAT, sub-sample by upsampling plus a parabolic peak fit.
+PEAK_MODES: tuple[str, ...] = ("parabolic", "integer_abs")
+"""How a GCC-PHAT curve's peak becomes a delay: `parabolic` (PrismRL: the largest signed value,
+refined by a parabola through it and its neighbours) or `integer_abs` (PrismAudio's reward, i.e.
+StereoCRW's `gcc_phat`: the grid lag of the largest absolute value, no refinement)."""
 
-    Sign: positive when `right` lags `left` (the source is on the left), negative when the source is
-    on the right. Bounded by +-`max_delay_s`. Silent or all-zero input returns 0.0 (finite).
-    `floor_db`: see `gcc_phat`.
+
+def gcc_peak_lag(lags: np.ndarray, curve: np.ndarray, mode: str = "parabolic") -> float:
+    """The delay (in the unit of `lags`, an evenly spaced ascending grid) at the peak of `curve`.
+
+    `parabolic`: argmax of the signed curve, shifted by at most half a grid step to the vertex of the
+    parabola through the peak and its two neighbours (none at the grid's ends or on a flat top).
+    `integer_abs`: the grid lag of argmax |curve|, so a strongly negative correlation (one channel
+    phase-inverted) counts as a peak too. Ties go to the most negative lag in both modes. An all-zero
+    curve gives 0.0.
     """
-    lags, curve = gcc_phat(left, right, sample_rate, max_delay_s, interp, floor_db)
+    if mode not in PEAK_MODES:
+        raise ValueError(f"gcc_peak_lag: peak mode '{mode}' is not one of {PEAK_MODES}")
+    curve = np.asarray(curve, dtype=np.float64)
+    if curve.shape != np.shape(lags) or curve.ndim != 1 or curve.size == 0:
+        raise ValueError(f"gcc_peak_lag: lags {np.shape(lags)} and curve {curve.shape} must be equal, non-empty 1-D")
     if not np.any(curve):
         return 0.0
+    if mode == "integer_abs":
+        return float(lags[int(np.argmax(np.abs(curve)))])
     k = int(np.argmax(curve))
     step = lags[1] - lags[0] if lags.size > 1 else 0.0
     shift = 0.0
@@ -186,6 +197,21 @@ def gcc_phat_itd(
         if denom < 0:
             shift = float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5))
     return float(lags[k] + shift * step)
+
+
+def gcc_phat_itd(
+    left: np.ndarray, right: np.ndarray, sample_rate: int, max_delay_s: float = 0.001, interp: int = 16,
+    floor_db: float = DEFAULT_PHAT_FLOOR_DB, peak: str = "parabolic",
+) -> float:
+    """Inter-channel time delay in seconds by GCC-PHAT, sub-sample by upsampling plus a parabolic peak fit.
+
+    Sign: positive when `right` lags `left` (the source is on the left), negative when the source is
+    on the right. Bounded by +-`max_delay_s`. Silent or all-zero input returns 0.0 (finite).
+    `floor_db`: see `gcc_phat` (`inf`: the plain phase transform, bar a -180 dB floor). `peak`: see `gcc_peak_lag`;
+    PrismAudio's reward is `interp=1, floor_db=inf, peak='integer_abs'`.
+    """
+    lags, curve = gcc_phat(left, right, sample_rate, max_delay_s, interp, floor_db)
+    return gcc_peak_lag(lags, curve, peak)
 
 
 def pick_onsets(env: np.ndarray, frame_rate: float, threshold: float = 0.3, min_gap_s: float = 0.1) -> np.ndarray:

@@ -76,3 +76,29 @@ def test_cli_synth_to_s3_and_summary(s3, capsys):
     assert data_main(["synth", "tiny", "run_dir=s3://bucket/cli", "n=2", endpoint]) == 0
     assert data_main(["summary", "tiny", "manifest=s3://bucket/cli/manifest.parquet", endpoint]) == 0
     assert "clips: 2" in capsys.readouterr().out
+
+
+def test_features_job_merges_reference_files_on_s3(s3, tmp_path):
+    """`prismrl data features` on an s3:// manifest: sync features computed, the reference's .npz
+    (under the manifest's prefix) merged, files and the rewritten manifest on S3, read back."""
+    from helpers.prismaudio_world import random_features, reduced_config, reduced_overrides, write_reference_npz
+    from helpers.tiny_video_encoder import TinyVideoEncoder
+    from orchestrator.config import load_config
+    from orchestrator.data.features_job import FeatureJobOptions, run_feature_job
+
+    synth = SynthConfig(n=2, seed=1, min_duration_s=1.5, max_duration_s=1.5, fps=25.0, size=32)
+    url = write_synthscenes("s3://bucket/feat", synth, s3, progress=False)
+    shape = reduced_config().prismaudio
+    fs = filesystem(url, s3)
+    ids = ClipReader(DataConfig(manifest=url, s3=s3)).clip_ids()
+    for i, clip_id in enumerate(ids):
+        write_reference_npz(str(tmp_path / "r.npz"), clip_id, random_features(shape, 4, seed=i), cot="Semantic: s3")
+        fs.put_file(str(tmp_path / "r.npz"), f"s3://bucket/feat/ref/{clip_id}.npz")
+    cfg = load_config("tiny", reduced_overrides() + [f"data.manifest={url}", f"data.s3.endpoint_url={s3.endpoint_url}"])
+    result = run_feature_job(cfg, FeatureJobOptions(seconds=1.28, merge_from="ref"),
+                             encode=TinyVideoEncoder(shape.sync_dim), progress=False)
+    assert result.written == ids and not result.incomplete and result.manifest == url
+    clip = ClipReader(DataConfig(manifest=url, s3=s3)).load(ids[0])
+    assert clip.features["sync_features"].shape == (shape.sync_frames, shape.sync_dim)
+    assert clip.features["caption_cot"] == "Semantic: s3"
+    assert fs.exists(f"s3://bucket/feat/features/{ids[1]}.npz")

@@ -11,7 +11,7 @@ import sys
 
 # module:function taking argv (the arguments after the subcommand) and returning an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("orchestrator.data.cli:main", "SynthScenes generation and manifest tools (synth, summary)"),
+    "data": ("orchestrator.data.cli:main", "SynthScenes generation and manifest tools (synth, summary, annotate, features)"),
     "pretrain": ("orchestrator.training.pretrain:main", "supervised flow-matching pretraining of the policy"),
     "train-planner": ("orchestrator.training.planner_training:main", "train the synth CoT planner (video -> four-module plan)"),
     "train": ("orchestrator.training.train:main", "distributed Fast-GRPO training on Ray"),
@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("orchestrator.sweeps.sweep:main", "Ray Tune sweep over the four reward weights"),
     "eval": ("orchestrator.evaluation.evaluate:main", "the paper's metrics for a checkpoint on a split"),
     "generate": ("orchestrator.evaluation.generate:main", "plan and generate stereo audio for videos"),
+    "export": ("orchestrator.training.export:main", "PrismAudio weights (EMA or current) in the released prismaudio.ckpt layout"),
     "bench": ("orchestrator.cli.bench:main", "benchmarks (efficiency, throughput, pools, gpu, gradsnr, ablation)"),
     "size-pools": ("orchestrator.pool_sizing.command:main", "reward-pool sizes from measured throughput"),
 }

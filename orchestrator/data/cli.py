@@ -1,4 +1,5 @@
-"""`prismrl data synth|summary [CONFIG] [key=value ...]`: make a SynthScenes set, or describe a manifest.
+"""`prismrl data synth|summary|annotate|features [CONFIG] [key=value ...]`: make a SynthScenes set,
+describe a manifest, plan its clips, or cache PrismAudio's per-clip features.
 
   prismrl data synth [CONFIG] run_dir=DIR_OR_S3_URL n=512 seed=0 [key=value ...]
       Writes DIR/media/* and DIR/manifest.parquet. Short keys (n, seed, sample_rate, fps, size,
@@ -10,6 +11,16 @@
   prismrl data annotate [CONFIG] data.manifest=PATH planner.backend=mllm planner.mllm_path=DIR
       Plans every clip with the configured planner (a Ray actor pool of planner.replicas) into
       plans.jsonl next to the manifest; a rerun skips the clips already planned.
+  prismrl data features [CONFIG=prismaudio] data.manifest=PATH synchformer=synchformer_state_dict.pth
+          [out_dir=features] [format=npz|safetensors] [merge_from=DIR] [t5gemma=DIR] [device=cpu]
+          [precision=float32] [video_batch=4] [seconds=S] [out_manifest=PATH] [split=train] [recompute=true]
+      Per clip, Synchformer's sync_features [216, 768] for 9 s (PrismRL's Synchformer, local checkpoint)
+      and, with t5gemma=DIR, T5-Gemma text_features (transformers, local directory); video_features
+      (VideoPrism, JAX) and otherwise the text come from the reference extractor's .npz files
+      (merge_from=DIR, or the files features_path already names), whose entries are kept. Writes
+      out_dir/<clip_id>.npz (or .safetensors) and sets the manifest's features_path column for every
+      clip whose file is complete (rewrites the manifest unless out_manifest=...). A rerun reuses
+      existing sync features. See orchestrator/data/features_job.py.
 """
 from __future__ import annotations
 
@@ -122,7 +133,34 @@ def annotate(args: list[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {"synth": synth, "summary": summary, "annotate": annotate}
+def features(args: list[str]) -> int:
+    """Compute and merge cached PrismAudio features (see orchestrator.data.features_job)."""
+    from orchestrator.data.features_job import option_fields, parse_options, run_feature_job
+    from orchestrator.data.text_features import REFERENCE_HINT
+
+    fields = option_fields()
+    mine = [a for a in args if "=" in a and a.split("=", 1)[0] in fields]
+    try:
+        opts = parse_options(mine)
+        preset, overrides = expand_overrides([a for a in args if a not in mine])
+        cfg = load_config(preset or "prismaudio", overrides, command="data")
+        result = run_feature_job(cfg, opts)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # bad clip, manifest, option, checkpoint
+        print(f"prismrl data features: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(result.written)} feature file(s) ({result.rows} sync rows each; "
+          f"{len(result.reused_sync)} reused existing sync features); manifest: {result.manifest}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} bad clip(s): " + "; ".join(result.skipped.values()), file=sys.stderr)
+    if result.incomplete:
+        first = ", ".join(f"{c} ({'/'.join(k)})" for c, k in list(result.incomplete.items())[:5])
+        print(f"{len(result.incomplete)} clip(s) still lack features, features_path left unset for them: {first}"
+              f"{' ...' if len(result.incomplete) > 5 else ''}. video_features (VideoPrism) and, without "
+              f"t5gemma=DIR, {REFERENCE_HINT}", file=sys.stderr)
+    return 0
+
+
+SUBCOMMANDS = {"synth": synth, "summary": summary, "annotate": annotate, "features": features}
 
 
 def main(argv: list[str]) -> int:

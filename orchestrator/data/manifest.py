@@ -39,7 +39,8 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "num_events": (pa.int32(), "len(event_times)"),
     "meta_json": (pa.string(), "JSON object with the rest of the scene metadata (see the README)"),
 }
-"""Required columns: name -> (type, meaning)."""
+"""Required columns: name -> (type, meaning). Optional: `features_path` (string), the clip's cached
+generator features (`orchestrator.data.features`; policy.kind=prismaudio needs it)."""
 
 SCHEMA = pa.schema([pa.field(name, t, nullable=False) for name, (t, _) in COLUMNS.items()])
 """The schema the writer produces."""

@@ -1,5 +1,8 @@
 """ClipReader: the manifest and decoded clips (frames, stereo audio, CoT, metadata), local or s3://.
 
+With the optional `features_path` column, each clip also gets its cached generator features
+(`Clip.features`, see `orchestrator.data.features`); a bad feature file is a bad clip.
+
 Every problem with a clip (missing or corrupt media, a sample rate or frame count that differs
 from the manifest, mono audio) raises BadClipError naming the clip id and the file. With
 `data.on_bad_clip=skip` the clip is also logged as a warning and counted in `reader.skipped`,
@@ -20,6 +23,7 @@ import soundfile as sf
 from common.types import COT_MODULES, Clip
 from orchestrator.data import storage
 from orchestrator.data.config import DataConfig
+from orchestrator.data.features import FEATURES_COLUMN, FeatureFileError, parse_features
 from orchestrator.data.manifest import ManifestError, from_parquet_bytes, validate_rows, validate_schema
 
 log = logging.getLogger(__name__)
@@ -159,6 +163,7 @@ class ClipReader:
             raise BadClipError(clip_id, audio_url, f"audio is {rate} Hz, manifest says {row['sample_rate']} Hz")
         if audio.shape[0] != 2:
             raise BadClipError(clip_id, audio_url, f"audio has {audio.shape[0]} channel(s), stereo expected")
+        features = self._features(clip_id, row)
         meta = json.loads(row["meta_json"])
         meta.update(classes=row["classes"], event_times=row["event_times"], event_classes=row["event_classes"])
         return Clip(
@@ -172,4 +177,16 @@ class ClipReader:
             meta=meta,
             video_path=video_url,
             audio_path=audio_url,
+            features=features,
         )
+
+    def _features(self, clip_id: str, row: dict[str, Any]) -> dict[str, Any]:
+        """The clip's cached generator features (optional `features_path` column; empty when unset)."""
+        rel = row.get(FEATURES_COLUMN)
+        if not rel:
+            return {}
+        url = storage.join(self.root, rel)
+        try:
+            return parse_features(self._read(clip_id, url), url)
+        except FeatureFileError as e:
+            raise BadClipError(clip_id, url, f"feature file: {e}") from None

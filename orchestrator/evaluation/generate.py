@@ -58,6 +58,9 @@ class VideoJob:
     """Where the video is (local path or URL)."""
     cot: Optional[dict[str, str]] = None
     """The manifest's plan of this video (manifest inputs only)."""
+    features: Optional[str] = None
+    """The clip's cached-feature file (manifest inputs with a `features_path` column; what
+    policy.kind=prismaudio conditions on)."""
 
 
 def list_inputs(source: str, s3=None) -> list[VideoJob]:
@@ -65,10 +68,15 @@ def list_inputs(source: str, s3=None) -> list[VideoJob]:
     if source.endswith(".parquet"):
         from orchestrator.data.manifest import from_parquet_bytes
 
+        from orchestrator.data.features import FEATURES_COLUMN
+
         table = from_parquet_bytes(storage.read_bytes(source, s3), source)
         root = storage.parent(source)
-        return [VideoJob(r["clip_id"], storage.join(root, r["video_path"]), {m: r[f"cot_{m}"] for m in COT_MODULES})
-                for r in table.select(["clip_id", "video_path", *[f"cot_{m}" for m in COT_MODULES]]).to_pylist()]
+        feats = table.column(FEATURES_COLUMN).to_pylist() if FEATURES_COLUMN in table.column_names else [None] * len(table)
+        return [VideoJob(r["clip_id"], storage.join(root, r["video_path"]), {m: r[f"cot_{m}"] for m in COT_MODULES},
+                         storage.join(root, f) if f else None)
+                for r, f in zip(table.select(["clip_id", "video_path", *[f"cot_{m}" for m in COT_MODULES]]).to_pylist(),
+                                feats)]
     if os.path.isdir(source):
         names = sorted(n for n in os.listdir(source) if n.lower().endswith(VIDEO_EXTENSIONS))
         if not names:
@@ -95,13 +103,15 @@ def user_plan(cot: str, name: str) -> dict[str, str]:
 
 @torch.no_grad()
 def synthesize(policy: Policy, frames: np.ndarray, fps: float, plan: dict[str, str], cfg: PrismConfig,
-               seed: int) -> np.ndarray:
-    """Stereo float32 [2, N] for the first policy.duration_s seconds of a video, from a plan."""
+               seed: int, features: Optional[dict] = None) -> np.ndarray:
+    """Stereo float32 [2, N] for the first policy.duration_s seconds of a video, from a plan (or,
+    with `features`, from the clip's cached features: policy.kind=prismaudio)."""
     duration = policy.cfg.duration_s
     n = int(round(duration * policy.sample_rate))
-    clip = Clip("generate", "test", frames, fps, np.zeros((2, n), np.float32), policy.sample_rate, plan)
+    clip = Clip("generate", "test", frames, fps, np.zeros((2, n), np.float32), policy.sample_rate, plan,
+                features=features or {})
     clip = crop_clip(clip, 0.0, duration)
-    cond = policy.encode_conditions(policy.prepare([clip], cot=[plan]))
+    cond = policy.encode_conditions(policy.prepare([clip], cot=None if features else [plan]))
     latent = sample_ode(policy, cond, cfg.sampler, torch.Generator().manual_seed(seed))
     return policy.waveforms(latent)[0]
 
@@ -146,7 +156,15 @@ def generate_one(job: VideoJob, policy: Policy, planner, cfg: PrismConfig, cot_a
         plan, source = job.cot, "manifest"
     else:
         raise ValueError(f"{job.path}: no plan: give cot=... or a planner (planner.checkpoint=DIR)")
-    audio = synthesize(policy, frames, fps, plan, cfg, seed)
+    features = None
+    if job.features:
+        from orchestrator.data.features import FeatureFileError, parse_features
+
+        try:
+            features = parse_features(storage.read_bytes(job.features, cfg.data.s3), job.features)
+        except (FileNotFoundError, FeatureFileError) as e:
+            raise ValueError(f"{job.name}: feature file {job.features}: {e}") from None
+    audio = synthesize(policy, frames, fps, plan, cfg, seed, features)
     paths = {k: os.path.join(out_dir, f"{job.name}{ext}") for k, ext in
              (("wav", ".wav"), ("mp4", ".mp4"), ("plan", ".plan.json"))}
     sf.write(paths["wav"], audio.T, policy.sample_rate)

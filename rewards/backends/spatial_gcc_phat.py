@@ -4,7 +4,10 @@ The inter-aural time delay (ITD) of the generated stereo audio and of the clip's
 audio are each estimated with GCC-PHAT over the whole clip (`rewards.dsp.gcc_phat_itd`, sign:
 positive = source on the left) at the working rate, in milliseconds. The reward is the GCC term
 of PrismAudio's spatial formula, `formulas.spatial_gcc_reward(itd_gen - itd_gt) = -w_gcc * dITD^2`
-(w_gcc = 2.5 by default); the StereoCRW term needs the stereocrw backend. ITDs are bounded by
+(w_gcc = 2.5 by default); the StereoCRW term needs the stereocrw backend. `peak=integer_abs`,
+`interp=1`, `phat_floor_db=inf` estimate the ITD as PrismAudio's reward does (StereoCRW's
+`gcc_phat`: plain phase transform, the integer lag of the largest |cross-correlation|); the
+defaults are PrismRL's (regularised PHAT, 16x upsampling, parabolic fit of the signed peak). ITDs are bounded by
 +-`max_delay_ms`, so the reward lies in [-w_gcc * (2 * max_delay_ms)^2, 0]. Silent or mono-identical
 channels have ITD 0 (finite). The ground-truth ITD is cached per clip id.
 Diagnostics: `itd_gen_ms`, `itd_gt_ms`, `ditd_ms`.
@@ -35,9 +38,13 @@ class SpatialGccPhatOptions:
     """Upsampling factor of the GCC-PHAT curve for sub-sample delays."""
     phat_floor_db: float = dsp.DEFAULT_PHAT_FLOOR_DB
     """Regularised PHAT: cross-spectrum bins more than this many dB below the strongest one are
-    weighted by their level, so a faint noise bed or codec residue cannot outvote the sources."""
+    weighted by their level, so a faint noise bed or codec residue cannot outvote the sources
+    (`inf`: the plain phase transform, as PrismAudio)."""
     w_gcc: float = 2.5
     """Weight of the squared ITD difference (PrismAudio: 2.5)."""
+    peak: str = "parabolic"
+    """Peak picking (`rewards.dsp.gcc_peak_lag`): `parabolic` (largest signed correlation, sub-step
+    parabolic fit) or `integer_abs` (PrismAudio: grid lag of the largest |correlation|)."""
     cache_size: int = 4096
     """Ground-truth ITDs kept per clip id (oldest dropped first)."""
 
@@ -53,6 +60,8 @@ class SpatialGccPhatTeacher(Teacher):
         self.options = options or SpatialGccPhatOptions()
         if self.options.max_delay_ms <= 0 or self.options.w_gcc < 0 or self.options.interp < 1 or self.options.phat_floor_db <= 0:
             raise TeacherError("rewards.spatial.options: need max_delay_ms > 0, w_gcc >= 0, interp >= 1 and phat_floor_db > 0")
+        if self.options.peak not in dsp.PEAK_MODES:
+            raise TeacherError(f"rewards.spatial.options.peak: '{self.options.peak}' is not one of {dsp.PEAK_MODES}")
         worst = float(spatial_gcc_reward(2 * self.options.max_delay_ms, self.options.w_gcc))
         self.reward_range = (worst, 0.0)
         self._gt_cache: OrderedDict[str, float] = OrderedDict()
@@ -64,7 +73,7 @@ class SpatialGccPhatTeacher(Teacher):
             raise TeacherError(f"{self.describe()}: {what} must be stereo [2, N], got shape {x.shape}")
         x = dsp.resample(x, sample_rate, self.options.sample_rate)
         itd = dsp.gcc_phat_itd(x[0], x[1], self.options.sample_rate, self.options.max_delay_ms / 1000.0,
-                               self.options.interp, self.options.phat_floor_db)
+                               self.options.interp, self.options.phat_floor_db, self.options.peak)
         return 1000.0 * itd
 
     def ground_truth_itd_ms(self, clip: Clip) -> float:

@@ -19,7 +19,7 @@ import numpy as np
 
 from common.types import Clip, Grade
 from rewards.base import Teacher, TeacherError, register_backend
-from rewards.dsp import gcc_phat_itd, resample
+from rewards.dsp import DEFAULT_PHAT_FLOOR_DB, PEAK_MODES, gcc_phat_itd, resample
 from rewards.formulas import spatial_reward
 
 SAMPLE_RATE = 16000
@@ -51,6 +51,11 @@ class StereoCRWOptions:
     """Number of GCC-PHAT windows spread evenly over the analysed audio; their ITDs are averaged."""
     gcc_interp: int = 1
     """GCC-PHAT upsampling factor (PrismAudio: 1; `rewards.dsp` adds a parabolic sub-sample fit)."""
+    gcc_peak: str = "parabolic"
+    """GCC-PHAT peak picking (`rewards.dsp.gcc_peak_lag`): `parabolic` (PrismRL) or `integer_abs`
+    (PrismAudio: the integer lag of the largest |cross-correlation|)."""
+    gcc_phat_floor_db: float = DEFAULT_PHAT_FLOOR_DB
+    """Regularised PHAT floor in dB (`rewards.dsp.gcc_phat`); `inf`: the plain phase transform, as PrismAudio."""
     w_crw: float = 1.25
     """Weight of the squared StereoCRW ITD difference (ms^2)."""
     w_gcc: float = 2.5
@@ -72,15 +77,20 @@ class StereoCRWOptions:
             )
         if self.gcc_window < 2 or self.gcc_windows < 1 or self.gcc_interp < 1 or self.cache_size < 0:
             raise TeacherError(f"{where}: gcc_window >= 2, gcc_windows >= 1, gcc_interp >= 1, cache_size >= 0")
+        if self.gcc_peak not in PEAK_MODES or not self.gcc_phat_floor_db > 0:
+            raise TeacherError(f"{where}: gcc_peak must be one of {PEAK_MODES} and gcc_phat_floor_db > 0")
 
 
-def windowed_gcc_itd(stereo: np.ndarray, window: int, count: int, max_delay_s: float, interp: int) -> float:
-    """Mean GCC-PHAT ITD (seconds) over `count` evenly stepped windows of `[2, N]` 16 kHz audio."""
+def windowed_gcc_itd(stereo: np.ndarray, window: int, count: int, max_delay_s: float, interp: int,
+                     peak: str = "parabolic", floor_db: float = DEFAULT_PHAT_FLOOR_DB) -> float:
+    """Mean GCC-PHAT ITD (seconds) over `count` evenly stepped windows of `[2, N]` 16 kHz audio
+    (`peak`, `floor_db`: see `rewards.dsp.gcc_phat_itd`)."""
     n = stereo.shape[1]
     window = min(window, n)
     step = (n - window) // (count - 1) if count > 1 else 0
     starts = [k * step for k in range(count)] if step > 0 else [0]
-    itds = [gcc_phat_itd(stereo[0, s : s + window], stereo[1, s : s + window], SAMPLE_RATE, max_delay_s, interp) for s in starts]
+    itds = [gcc_phat_itd(stereo[0, s : s + window], stereo[1, s : s + window], SAMPLE_RATE, max_delay_s, interp,
+                         floor_db, peak) for s in starts]
     return float(np.mean(itds))
 
 
@@ -125,7 +135,9 @@ class StereoCRWTeacher(Teacher):
             crw, _ = self._crw.estimate_itd(self.model, batch, self.settings)
         o = self.options
         return [
-            (1000.0 * float(c), 1000.0 * windowed_gcc_itd(s, o.gcc_window, o.gcc_windows, o.max_delay_s, o.gcc_interp))
+            (1000.0 * float(c),
+             1000.0 * windowed_gcc_itd(s, o.gcc_window, o.gcc_windows, o.max_delay_s, o.gcc_interp, o.gcc_peak,
+                                       o.gcc_phat_floor_db))
             for c, s in zip(crw.cpu().numpy(), stereos)
         ]
 

@@ -1,0 +1,1 @@
+"""PrismAudio's own model: DiT, conditioners, Oobleck VAE, loading and export."""
