@@ -24,6 +24,8 @@ Memory: groups x trainable parameters x 4 bytes per reward measured (at the same
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -65,6 +67,10 @@ class GradSNROptions:
     again on fresh groups, before and after, with the same noise."""
     step_sizes: list[float] = field(default_factory=lambda: [3e-4])
     """Step lengths of the step check, as fractions of the weights' norm."""
+    trainables: list[str] = field(default_factory=list)
+    """Further `policy.trainable` choices measured on the SAME rollouts and grades as policy.trainable
+    (each gets its own group gradients and SNR rows, a paired comparison): LoRA adapters start at
+    B = 0 and freezing changes no output, so the samples are what each choice would train on."""
 
 
 def _rollouts(policy, clips, cfg: PrismConfig, sde_steps: list[int], groups: int, start_seed: int,
@@ -111,7 +117,8 @@ def _group_gradients(policy, results: list[Any], advantages: dict[str, np.ndarra
         g = rec.latents.shape[0]
         cond = expand_conditions(policy.encode_conditions(res.prepared), g)
         log_prob, _, _ = transition_log_prob(policy, cond, rec.latents, rec.next_latents, rec.sigmas,
-                                             rec.sigmas_next, cfg.sampler.guidance_scale, cfg.sampler.noise_level)
+                                             rec.sigmas_next, cfg.sampler.guidance_scale, cfg.sampler.noise_level,
+                                             cfg.sampler.noise_channels)
         score = log_prob.sum(dim=1)  # [G]: log-density of the member's whole window
         names = list(advantages)
         for j, name in enumerate(names):
@@ -163,6 +170,7 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
     from benchmarks.sequential import load_train_clips
     from orchestrator.training.reward_phase import weights_of
     from policies.build import build_policy
+    from policies.trainable import apply_trainable
     from rewards.base import build_teacher
     from rewards.combine import combine_grades
 
@@ -183,13 +191,16 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
     torch.set_num_threads(opts.torch_threads or os.cpu_count() or 1)
     torch.manual_seed(cfg.seed)
     clips = list(load_train_clips(cfg).values())[: max(1, opts.clips)]
-    policy = build_policy(cfg.policy).eval()
+    base = build_policy(cfg.policy).eval()
+    policy = apply_trainable(copy.deepcopy(base) if opts.trainables else base, cfg.policy).eval()
     teachers = {t: build_teacher(t, getattr(cfg.rewards, t).backend, dict(getattr(cfg.rewards, t).options))
                 for t in TEACHERS}
     weights = weights_of(cfg)
     budget = cfg.grpo.steps * cfg.grpo.prompts_per_step
     out: dict[str, Any] = {
         "checkpoint": cfg.policy.checkpoint,
+        "trainable": cfg.policy.trainable, "noise_channels": cfg.sampler.noise_channels,
+        "guidance_scale": cfg.sampler.guidance_scale,
         "trainable_params": sum(p.numel() for p in policy.parameters() if p.requires_grad),
         "group_size": cfg.grpo.group_size, "groups": opts.groups, "clips": len(clips),
         "window": w, "num_steps": n, "noise_level": cfg.sampler.noise_level, "weights": weights,
@@ -208,11 +219,24 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
         advantages = {name: group_advantages(r, cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
                       for name, r in rewards.items()}
         grads = _group_gradients(policy, results, advantages, cfg, progress)
-        rows = {}
-        for name, r in rewards.items():
-            snr = gradient_snr_from_gram(_gram(grads[name]), opts.null_draws, seed=cfg.seed)
-            rows[name] = {**snr.to_dict(), "within_group_std": float(r.std(axis=1).mean()),
-                          "between_group_std": float(r.mean(axis=1).std()), "run_cosine": snr.cosine_at(budget)}
+
+        def snr_rows(gradients: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+            rows = {}
+            for name, r in rewards.items():
+                snr = gradient_snr_from_gram(_gram(gradients[name]), opts.null_draws, seed=cfg.seed)
+                rows[name] = {**snr.to_dict(), "within_group_std": float(r.std(axis=1).mean()),
+                              "between_group_std": float(r.mean(axis=1).std()), "run_cosine": snr.cosine_at(budget)}
+            return rows
+
+        rows = snr_rows(grads)
+        by_trainable = {}
+        for spec in opts.trainables:
+            variant = apply_trainable(copy.deepcopy(base), dataclasses.replace(cfg.policy, trainable=spec)).eval()
+            progress.total += opts.groups
+            variant_grads = _group_gradients(variant, results, advantages, cfg, progress)
+            by_trainable[spec] = {"trainable_params": sum(p.numel() for p in variant.parameters() if p.requires_grad),
+                                  "rewards": snr_rows(variant_grads)}
+            del variant_grads, variant
         checked = [name for name, row in rows.items()
                    if opts.step_check == "all" or (opts.step_check == "detected" and row["detected"])]
         if checked and opts.step_sizes:
@@ -233,14 +257,38 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
                     rows[name]["steps"].append({"step_size": size, "diff": diff, "se": se,
                                                 "total_diff": total_diff, "total_se": total_se})
         del grads
-        out["starts"][str(start)] = {"sde_steps": sde, "seconds": time.perf_counter() - t0, "rewards": rows}
+        out["starts"][str(start)] = {"sde_steps": sde, "seconds": time.perf_counter() - t0, "rewards": rows,
+                                     **({"by_trainable": by_trainable} if by_trainable else {})}
     progress.close()
+    out["groups_needed"] = groups_needed(out)
     return out
+
+
+def _at_least(row: dict[str, Any]) -> str:
+    bound = row.get("groups_for_snr1_at_least", float("inf"))
+    return "not detected" + (f" (> {bound:.0f})" if np.isfinite(bound) else "")
+
+
+def groups_needed(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per reward (the total and each teacher): the window start whose SNR per group is highest, its
+    SNR and no-signal sd, and the groups needed for SNR 1 there (the estimate when detected, else the
+    3-sd lower bound, with detected False)."""
+    best: dict[str, dict[str, Any]] = {}
+    for start, block in result["starts"].items():
+        for name, row in block["rewards"].items():
+            if name not in best or row["snr_per_group"] > best[name]["snr_per_group"]:
+                best[name] = {"window_start": int(start), "snr_per_group": row["snr_per_group"],
+                              "null_sd": row["null_sd"], "detected": row["detected"],
+                              "groups_for_snr1": row["groups_for_snr1"] if row["detected"]
+                              else row.get("groups_for_snr1_at_least", float("inf"))}
+    return best
 
 
 def markdown(result: dict[str, Any]) -> str:
     """One row per window start and reward: spreads, SNR per group, groups for SNR 1, the run's cosine."""
+    settings = ", ".join(f"{k} {result[k]}" for k in ("trainable", "noise_channels", "guidance_scale") if k in result)
     lines = [
+        (f"Settings: {settings}. " if settings else "") +
         f"{result['trainable_params']:,} trainable parameters; {result['groups']} groups of {result['group_size']} per "
         f"window start on {result['clips']} train clips; window of {result['window']} of {result['num_steps']} steps, "
         f"noise level {result['noise_level']}. A run of this config sees {result['run_groups']} groups.", "",
@@ -250,9 +298,27 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for start, block in result["starts"].items():
         for name, row in block["rewards"].items():
-            need = "not detected" if not row["detected"] else f"{row['groups_for_snr1']:.0f}"
+            need = f"{row['groups_for_snr1']:.0f}" if row["detected"] else _at_least(row)
             lines.append(f"| {start} | {name} | {row['within_group_std']:.4f} | {row['between_group_std']:.4f} | "
                          f"{row['snr_per_group']:+.5f} ({row['null_sd']:.5f}) | {need} | {row['run_cosine']:.2f} |")
+    lines += ["", "Groups for SNR 1 per reward, at its best window start (`>`: not detected, 3-sd lower bound; "
+              f"a run of this config sees {result['run_groups']}):", "",
+              "| reward | best start | SNR per group (no-signal sd) | groups for SNR 1 |", "|---|---:|---:|---:|"]
+    for name, b in groups_needed(result).items():
+        need = f"{b['groups_for_snr1']:.0f}" if b["detected"] else (
+            f"> {b['groups_for_snr1']:.0f}" if np.isfinite(b["groups_for_snr1"]) else "not detected")
+        lines.append(f"| {name} | {b['window_start']} | {b['snr_per_group']:+.5f} ({b['null_sd']:.5f}) | {need} |")
+    variants = [(start, spec, v) for start, block in result["starts"].items()
+                for spec, v in block.get("by_trainable", {}).items()]
+    if variants:
+        lines += ["", f"Other trainable sets on the same rollouts and grades (policy.trainable={result.get('trainable')} "
+                  "above):", "", "| window start | trainable | parameters | reward | SNR per group (no-signal sd) | "
+                  "groups for SNR 1 |", "|---:|---|---:|---|---:|---:|"]
+        for start, spec, v in variants:
+            for name, row in v["rewards"].items():
+                need = f"{row['groups_for_snr1']:.0f}" if row["detected"] else _at_least(row)
+                lines.append(f"| {start} | {spec} | {v['trainable_params']:,} | {name} | "
+                             f"{row['snr_per_group']:+.5f} ({row['null_sd']:.5f}) | {need} |")
     steps = [(start, name, st) for start, block in result["starts"].items()
              for name, row in block["rewards"].items() for st in row.get("steps", [])]
     if steps:

@@ -18,6 +18,7 @@ import torch
 
 from policies.base import Conditions, Policy
 from policies.config import SamplerConfig
+from policies.noise_subspace import policy_noise_mask
 from policies.sampling import make_sigmas, ode_step, sde_log_prob, sde_step
 
 
@@ -88,6 +89,7 @@ def rollout_group(
     sigmas = make_sigmas(n, sampler_cfg.shift).to(device)
     cond1 = policy.encode_conditions(prepared)
     latent = tuple(policy.latent_shape())
+    mask = policy_noise_mask(policy, sampler_cfg.noise_channels)
 
     def velocity(x: torch.Tensor, i: int, cond: Conditions) -> torch.Tensor:
         return policy.guided_velocity(x, sigmas[i].expand(x.shape[0]), cond, gs)
@@ -106,7 +108,7 @@ def rollout_group(
         v = velocity(x, i, cond)
         if i in sde:
             noise = _randn(x.shape, generator, device)
-            step = sde_step(x, v, sigmas[i], sigmas[i + 1], sampler_cfg.noise_level, noise=noise)
+            step = sde_step(x, v, sigmas[i], sigmas[i + 1], sampler_cfg.noise_level, noise=noise, mask=mask)
             xs.append(x)
             nexts.append(step.x_next)
             lps.append(step.log_prob)
@@ -138,19 +140,23 @@ def transition_log_prob(
     sigmas_next: torch.Tensor,
     guidance_scale: float,
     noise_level: float,
+    noise_channels: str = "all",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(log_prob, mean, std) of recorded transitions under the current weights, WITH grad.
 
     Either one transition per sample: latents [B, *latent], sigmas [B] (or scalar), cond batch B
     -> log_prob [B]; or K per sample: latents [B, K, *latent], sigmas [K] (or [B, K]), cond
-    batch B -> log_prob [B, K], mean [B, K, *latent], std [B, K, 1, ...].
+    batch B -> log_prob [B, K], mean [B, K, *latent], std [B, K, 1, ...]. noise_channels is the
+    rollout's `sampler.noise_channels`: log_prob is then the density over those channels, and mean
+    holds those channels only.
     """
     ndim = 1 + len(policy.latent_shape())
     if latents.dim() == ndim:
         sig = torch.as_tensor(sigmas, dtype=latents.dtype, device=latents.device).expand(latents.shape[0])
         sig_next = torch.as_tensor(sigmas_next, dtype=latents.dtype, device=latents.device).expand(latents.shape[0])
         v = policy.guided_velocity(latents, sig, cond, guidance_scale)
-        return sde_log_prob(latents, next_latents, v, sig, sig_next, noise_level)
+        mask = policy_noise_mask(policy, noise_channels)
+        return sde_log_prob(latents, next_latents, v, sig, sig_next, noise_level, mask)
     if latents.dim() != ndim + 1:
         raise ValueError(f"latents must be [B, *latent] or [B, K, *latent], got shape {tuple(latents.shape)}")
     b, k = latents.shape[:2]
@@ -158,7 +164,8 @@ def transition_log_prob(
     sig_next = torch.as_tensor(sigmas_next, dtype=latents.dtype, device=latents.device).expand(b, k).reshape(-1)
     flat_cond = {name: t.repeat_interleave(k, dim=0) for name, t in cond.items()}
     lp, mean, std = transition_log_prob(
-        policy, flat_cond, latents.flatten(0, 1), next_latents.flatten(0, 1), sig, sig_next, guidance_scale, noise_level
+        policy, flat_cond, latents.flatten(0, 1), next_latents.flatten(0, 1), sig, sig_next, guidance_scale, noise_level,
+        noise_channels,
     )
     return lp.reshape(b, k), mean.reshape(b, k, *mean.shape[1:]), std.reshape(b, k, *std.shape[1:])
 

@@ -17,6 +17,12 @@ density; zeros keep ratios at 1 instead of producing NaNs).
 
 `sigma`/`sigma_next` may be Python floats, 0-d tensors or per-sample tensors [B]; std comes back
 as a tensor broadcastable to x ([B, 1, ..., 1]).
+
+Noise on a subspace (`mask`, a bool tensor over the LAST dimension of x, see
+policies/noise_subspace.py): the chosen coordinates take the SDE step above, the others the Euler
+step x + v * dt, so the transition is Gaussian on the chosen coordinates and deterministic on the
+rest. Its log_prob is the exact Gaussian log-density over the chosen coordinates (mean per element,
+as without a mask); an all-False mask, like a = 0, is the ODE step with log_prob 0.
 """
 from __future__ import annotations
 
@@ -55,22 +61,35 @@ def ode_step(x: torch.Tensor, v: torch.Tensor, sigma, sigma_next) -> torch.Tenso
     return x + v * (_per_sample(sigma_next, x) - _per_sample(sigma, x))
 
 
-def sde_mean_std(x: torch.Tensor, v: torch.Tensor, sigma, sigma_next, noise_level: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, std) of the Flow-GRPO transition x -> x_next; std broadcastable to x."""
+def _is_ode(noise_level: float, mask: Optional[torch.Tensor]) -> bool:
+    return noise_level == 0 or (mask is not None and not bool(mask.any()))
+
+
+def sde_mean_std(x: torch.Tensor, v: torch.Tensor, sigma, sigma_next, noise_level: float,
+                 mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) of the Flow-GRPO transition x -> x_next; std broadcastable to x.
+
+    With a channel mask the mean is the SDE mean on the chosen channels and the Euler step elsewhere."""
     s = _per_sample(sigma, x)
     s_next = _per_sample(sigma_next, x)
     dt = s_next - s
-    if noise_level == 0:
+    if _is_ode(noise_level, mask):
         return x + v * dt, torch.zeros_like(s)
     denom_s = torch.where(s >= 1.0, s_next, s)
     sigma_t = noise_level * torch.sqrt(s / (1.0 - denom_s))
     mean = x * (1 + sigma_t**2 * dt / (2 * s)) + v * (1 + sigma_t**2 * (1 - s) / (2 * s)) * dt
+    if mask is not None:
+        mean = torch.where(mask.to(x.device), mean, x + v * dt)
     return mean, sigma_t * torch.sqrt(-dt)
 
 
-def gaussian_log_prob(x_next: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """Log N(x_next; mean, std^2) averaged over the non-batch dimensions -> [B]."""
+def gaussian_log_prob(x_next: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                      mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Log N(x_next; mean, std^2) averaged over the non-batch dimensions -> [B]; with a channel mask
+    (bool over the last dimension) averaged over the chosen channels only."""
     lp = -((x_next - mean) ** 2) / (2 * std**2) - torch.log(std) - LOG_SQRT_2PI
+    if mask is not None:
+        lp = lp[..., mask.to(lp.device)]
     return lp.mean(dim=tuple(range(1, lp.dim())))
 
 
@@ -96,25 +115,34 @@ def sde_step(
     noise_level: float,
     generator: Optional[torch.Generator] = None,
     noise: Optional[torch.Tensor] = None,
+    mask: Optional[torch.Tensor] = None,
 ) -> SDEStep:
-    """Sample x_next ~ N(mean, std^2) (noise from `noise` if given, else from `generator`)."""
-    mean, std = sde_mean_std(x, v, sigma, sigma_next, noise_level)
-    if noise_level == 0:
+    """Sample x_next ~ N(mean, std^2) (noise from `noise` if given, else from `generator`); with a
+    channel mask only the chosen channels get noise (the noise tensor keeps x's full shape)."""
+    mean, std = sde_mean_std(x, v, sigma, sigma_next, noise_level, mask)
+    if _is_ode(noise_level, mask):
         return SDEStep(mean, torch.zeros(x.shape[0], dtype=x.dtype, device=x.device), mean, std)
     if noise is None:
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    if mask is not None:
+        noise = noise * mask.to(noise.device, noise.dtype)
     x_next = mean + std * noise
-    return SDEStep(x_next, gaussian_log_prob(x_next.detach(), mean, std), mean, std)
+    return SDEStep(x_next, gaussian_log_prob(x_next.detach(), mean, std, mask), mean, std)
 
 
 def sde_log_prob(
-    x: torch.Tensor, x_next: torch.Tensor, v: torch.Tensor, sigma, sigma_next, noise_level: float
+    x: torch.Tensor, x_next: torch.Tensor, v: torch.Tensor, sigma, sigma_next, noise_level: float,
+    mask: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(log_prob [B], mean, std) of a recorded transition x -> x_next under velocity v.
 
-    Differentiable in v (the learner's PPO ratio and KL use it); zeros as log_prob when noise_level=0.
+    Differentiable in v (the learner's PPO ratio and KL use it); zeros as log_prob when noise_level=0
+    or the mask chooses nothing. With a channel mask, `mean` is the mean of the chosen channels only
+    ([B, ..., chosen]): the Gaussian part of the transition, the one a KL between two policies of
+    equal std compares.
     """
-    mean, std = sde_mean_std(x, v, sigma, sigma_next, noise_level)
-    if noise_level == 0:
-        return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device) + 0 * mean.sum(), mean, std
-    return gaussian_log_prob(x_next.detach(), mean, std), mean, std
+    mean, std = sde_mean_std(x, v, sigma, sigma_next, noise_level, mask)
+    sub = mean if mask is None else mean[..., mask.to(mean.device)]
+    if _is_ode(noise_level, mask):
+        return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device) + 0 * mean.sum(), sub, std
+    return gaussian_log_prob(x_next.detach(), mean, std, mask), sub, std

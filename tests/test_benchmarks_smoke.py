@@ -209,14 +209,20 @@ def test_gradsnr_reports_the_gradient_snr_of_every_reward_per_window_start(tiny_
     code = bench_main(["gradsnr", "tiny", f"run_dir={run_dir}", f"data.manifest={manifest}",
                        f"policy.checkpoint={root / 'policy'}", "grpo.group_size=4", "tracking.progress=false",
                        "bench.groups=3", "bench.window_starts=[0,1]", "bench.clips=2", "bench.null_draws=20",
-                       "bench.step_check=all", "bench.step_sizes=[0.001]"])
+                       "bench.step_check=all", "bench.step_sizes=[0.001]", "bench.trainables=[heads]"])
     assert code == 0
     saved = json.loads((run_dir / "gradsnr.json").read_text())
+    # groups for SNR 1 per reward at its best start: the estimate, or the 3-sd lower bound when not detected
+    assert set(saved["groups_needed"]) == {"total", "semantic", "timing", "aesthetic", "spatial"}
+    assert all(row["groups_for_snr1"] > 0 for row in saved["groups_needed"].values())
     assert set(saved["starts"]) == {"0", "1"}
     assert saved["trainable_params"] > 0 and saved["group_size"] == 4 and saved["groups"] == 3
     for start, block in saved["starts"].items():
         assert block["sde_steps"] == list(range(int(start), int(start) + saved["window"]))
         assert set(block["rewards"]) == {"total", "semantic", "timing", "aesthetic", "spatial"}
+        heads = block["by_trainable"]["heads"]  # the same rollouts, only the output layer's gradient
+        assert 0 < heads["trainable_params"] < saved["trainable_params"]
+        assert set(heads["rewards"]) == set(block["rewards"]) and heads["rewards"]["total"]["noise_trace"] > 0
         total = block["rewards"]["total"]
         # The window's noise makes the members differ, so advantages and gradients are not zero.
         assert total["within_group_std"] > 0 and total["noise_trace"] > 0

@@ -10,6 +10,8 @@ NAME:
               cluster-size policy (benchmarks/gpu.py); exits with code 2 when there is no GPU
   gradsnr     the policy gradient's signal-to-noise at a checkpoint: per window start and reward, the
               groups a gradient needs before it points somewhere, against a run's budget (benchmarks/grad_snr.py)
+  learn       a learning curve: validation every bench.val_every steps, paired change ± s.e. per teacher,
+              PNG and MLflow; bench.null_control=shuffle|zero adds a null-control run (benchmarks/learn.py)
   ablation    the paper's teacher and CoT ablation tables: handed to orchestrator/evaluation/ablation.py
               (its own arguments: [CONFIG] [steps=N] [pretrained=PATH] [key=value ...])
 
@@ -22,6 +24,7 @@ bench.schedules=[fast_grpo,flow_grpo]. Writes <run_dir>/<NAME>.json and <run_dir
   prismrl bench pools bench.replicas=[1,2,4,8]
   prismrl bench gpu cluster bench.steps=3
   prismrl bench gradsnr demo bench.groups=48 bench.window_starts=[0,1,2,3]
+  prismrl bench learn demo bench.val_every=10 bench.null_control=shuffle
 """
 from __future__ import annotations
 
@@ -104,6 +107,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "pools": Benchmark(_pools, "demo"),
     "gpu": Benchmark(_module_benchmark("benchmarks.gpu", "GpuOptions"), "cluster"),
     "gradsnr": Benchmark(_module_benchmark("benchmarks.grad_snr", "GradSNROptions"), "demo"),
+    "learn": Benchmark(_module_benchmark("benchmarks.learn", "LearnOptions"), "demo"),
 }
 """Every `prismrl bench` NAME run by this module."""
 DELEGATED: dict[str, str] = {"ablation": "orchestrator.evaluation.ablation"}

@@ -43,3 +43,24 @@ def group_advantages(rewards: Array, std_mode: str = "batch", eps: float = 1e-4,
     if is_numpy:
         return adv.numpy().astype(rewards.dtype if np.issubdtype(rewards.dtype, np.floating) else np.float32)
     return adv.to(rewards.dtype if rewards.is_floating_point() else torch.float32)
+
+
+NULL_CONTROLS = ("none", "shuffle", "zero")
+"""Allowed `grpo.null_control` values."""
+
+
+def null_control_advantages(adv: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
+    """Advantages [P, G] as a null control sees them: `none` returns them unchanged, `zero` all zeros,
+    `shuffle` the same values permuted across the whole batch (every group's members get values drawn
+    from all groups), so each update keeps its size but no longer follows any reward.
+    """
+    if mode not in NULL_CONTROLS:
+        raise ValueError(f"grpo.null_control must be one of {NULL_CONTROLS}, got {mode!r}")
+    adv = np.asarray(adv)
+    if adv.ndim != 2:
+        raise ValueError(f"null_control_advantages: advantages must be [prompts, group], got shape {adv.shape}")
+    if mode == "none":
+        return adv
+    if mode == "zero":
+        return np.zeros_like(adv)
+    return rng.permutation(adv.reshape(-1)).reshape(adv.shape)

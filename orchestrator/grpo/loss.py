@@ -46,6 +46,8 @@ def kl_to_reference(mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tenso
     if mean.shape != ref_mean.shape:
         raise ValueError(f"kl_to_reference: mean {tuple(mean.shape)} and ref_mean {tuple(ref_mean.shape)} differ")
     std = torch.as_tensor(std, dtype=torch.float32, device=mean.device)
+    if mean.numel() == 0:  # no stochastic coordinates (an empty noise subspace): no divergence
+        return torch.zeros(mean.shape[0], device=mean.device)
     if std.ndim == 1 and mean.ndim > 1:
         std = std.reshape(-1, *([1] * (mean.ndim - 1)))
     sq = (mean.float() - ref_mean.float()) ** 2 / (2.0 * std.float() ** 2)
@@ -66,25 +68,29 @@ def grpo_loss(
     guidance_scale: float,
     noise_level: float,
     log_prob_fn: Optional[LogProbFn] = None,
+    noise_channels: str = "all",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """GRPO loss of one minibatch of window transitions: ppo + kl_beta * mean KL to the reference.
 
     The policy recomputes the log-prob of each recorded x_t -> x_next step; the reference's mean
     is computed under no_grad (its std equals the policy's: it depends only on the schedule).
-    log_prob_fn defaults to `policies.rollout.transition_log_prob`.
+    log_prob_fn defaults to `policies.rollout.transition_log_prob`; noise_channels (the rollout's
+    `sampler.noise_channels`) is passed to it when not `all`. ref_policy may be any object with the
+    policy's methods (policies/trainable.py: a LoRA policy's adapters-disabled view).
     Metrics: loss, policy_loss, kl, clip_fraction, approx_kl, ratio_mean (python floats).
     """
     fn = log_prob_fn or _default_log_prob_fn()
     args = (batch.latents, batch.next_latents, batch.sigmas, batch.sigmas_next, guidance_scale, noise_level)
+    kwargs = {} if noise_channels == "all" else {"noise_channels": noise_channels}
     cond = policy.encode_conditions(batch.cond_inputs)
-    log_prob, mean, std = fn(policy, cond, *args)
+    log_prob, mean, std = fn(policy, cond, *args, **kwargs)
     policy_loss, clip_fraction, approx_kl = ppo_clip_loss(
         log_prob, batch.old_log_probs.to(log_prob.device), batch.advantages.to(log_prob.device), grpo_cfg.clip_range
     )
     if grpo_cfg.kl_beta > 0:
         with torch.no_grad():
             ref_cond = ref_policy.encode_conditions(batch.cond_inputs)
-            _, ref_mean, _ = fn(ref_policy, ref_cond, *args)
+            _, ref_mean, _ = fn(ref_policy, ref_cond, *args, **kwargs)
         kl = kl_to_reference(mean, ref_mean, std).mean()
     else:
         kl = torch.zeros((), device=log_prob.device)

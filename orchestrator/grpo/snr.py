@@ -45,6 +45,14 @@ class GradientSNR:
         """Groups whose mean gradient has SNR 1 (inf when no signal is detected)."""
         return 1.0 / self.snr_per_group if self.detected else math.inf
 
+    @property
+    def groups_for_snr1_at_least(self) -> float:
+        """Lower bound on the groups needed for SNR 1 at the 3-sd upper bound of the SNR
+        (1 / (max(snr, 0) + 3 null_sd)); finite even when nothing is detected (inf when the
+        gradients are all zero)."""
+        upper = max(self.snr_per_group, 0.0) + 3.0 * self.null_sd
+        return 1.0 / upper if upper > 0 else math.inf
+
     def cosine_at(self, n_groups: int) -> float:
         """Expected cosine between an n_groups mean gradient and the true one (0 when nothing is detected)."""
         if not self.detected:
@@ -55,8 +63,9 @@ class GradientSNR:
         return math.sqrt(s / (1.0 + s))
 
     def to_dict(self) -> dict[str, float]:
-        """The fields plus detected and groups_for_snr1, for JSON reports."""
-        return {**asdict(self), "detected": self.detected, "groups_for_snr1": self.groups_for_snr1}
+        """The fields plus detected, groups_for_snr1 and groups_for_snr1_at_least, for JSON reports."""
+        return {**asdict(self), "detected": self.detected, "groups_for_snr1": self.groups_for_snr1,
+                "groups_for_snr1_at_least": self.groups_for_snr1_at_least}
 
 
 def _snr_from_gram(gram: np.ndarray, signs: np.ndarray | None = None) -> tuple[float, float]:

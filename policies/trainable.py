@@ -1,0 +1,180 @@
+"""Which weights RL trains (`policy.trainable`): all, LoRA adapters, the last K blocks, or the output layer.
+
+A group's gradient noise is summed over every trained parameter while the reward's signal may live
+in few of them, so training fewer parameters can raise the gradient's signal-to-noise ratio.
+
+LoRA goes through `peft.inject_adapter_in_model`: the policy keeps its class and methods, each
+targeted `nn.Linear` becomes a peft layer holding the frozen `base_layer` and adapters `lora_A`,
+`lora_B` (B starts at zero, so the adapted policy starts equal to the pretrained one). Its state
+dict then names `<module>.base_layer.weight`, `<module>.lora_A.default.weight`, ...;
+`merge_lora_state` turns it back into the plain policy's names with W = W0 + (alpha / r) B A, which
+is what rollout workers, the EMA and policy checkpoints hold. `AdaptersDisabled` is the KL
+reference of a LoRA policy: the same module with its adapters switched off, no second copy.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import re
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from policies.config import PolicyConfig
+
+KINDS = ("all", "lora", "last_blocks:K", "heads")
+"""Allowed forms of `policy.trainable`."""
+ADAPTER = "default"
+"""Name of the one LoRA adapter."""
+HEAD_PREFIXES = ("final.",)
+"""Parameter-name prefixes of the output-side modules (`heads`)."""
+
+
+def parse_trainable(spec: str) -> tuple[str, int]:
+    """('all'|'lora'|'heads', 0) or ('last_blocks', K) from `policy.trainable`; a bad value raises naming it."""
+    if spec in ("all", "lora", "heads"):
+        return spec, 0
+    m = re.fullmatch(r"last_blocks:(\d+)", spec or "")
+    if m and int(m.group(1)) >= 1:
+        return "last_blocks", int(m.group(1))
+    raise ValueError(f"policy.trainable: {spec!r} is not one of {', '.join(KINDS)} (K >= 1)")
+
+
+def trained_by_prefix(names: list[str], kind: str, k: int, num_blocks: int) -> set[str]:
+    """Which parameter names stay trainable for `heads` and `last_blocks:K` (plain name matching)."""
+    prefixes = list(HEAD_PREFIXES)
+    if kind == "last_blocks":
+        if k > num_blocks:
+            raise ValueError(f"policy.trainable=last_blocks:{k}: the policy has only {num_blocks} blocks")
+        prefixes += [f"blocks.{i}." for i in range(num_blocks - k, num_blocks)]
+    return {n for n in names if n.startswith(tuple(prefixes))}
+
+
+def apply_trainable(model: nn.Module, cfg: PolicyConfig) -> nn.Module:
+    """Freeze what `cfg.trainable` leaves out (and inject LoRA adapters for `lora`); returns model (in place)."""
+    kind, k = parse_trainable(cfg.trainable)
+    if kind == "all":
+        return model
+    if kind == "lora":
+        from peft import LoraConfig, inject_adapter_in_model
+
+        if cfg.lora_rank < 1:
+            raise ValueError(f"policy.lora_rank must be >= 1, got {cfg.lora_rank}")
+        targets = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and re.fullmatch(cfg.lora_targets, n)]
+        if not targets:
+            raise ValueError(f"policy.lora_targets {cfg.lora_targets!r} matches no nn.Linear module of the policy")
+        model.requires_grad_(False)
+        lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, bias="none",
+                          target_modules=targets)
+        inject_adapter_in_model(lora, model, adapter_name=ADAPTER)
+        for name, p in model.named_parameters():
+            p.requires_grad_(".lora_" in name)
+        return model
+    names = [n for n, _ in model.named_parameters()]
+    keep = trained_by_prefix(names, kind, k, len(getattr(model, "blocks", [])))
+    for name, p in model.named_parameters():
+        p.requires_grad_(name in keep)
+    return model
+
+
+def build_trainable_policy(cfg: PolicyConfig) -> nn.Module:
+    """`policies.build.build_policy(cfg)` with `cfg.trainable` applied (the learner's model factory)."""
+    from policies.build import build_policy
+
+    return apply_trainable(build_policy(cfg), cfg)
+
+
+def lora_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Module name -> peft LoRA layer, for every adapted module of model (empty when none)."""
+    out = {}
+    for name, m in model.named_modules():
+        if hasattr(m, "base_layer") and hasattr(m, "lora_A") and ADAPTER in getattr(m, "lora_A", {}):
+            out[name] = m
+    return out
+
+
+def lora_scalings(model: nn.Module) -> dict[str, float]:
+    """Module name -> alpha / r of its adapter."""
+    return {name: float(m.scaling[ADAPTER]) for name, m in lora_layers(model).items()}
+
+
+def merge_lora_weight(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scaling: float) -> torch.Tensor:
+    """W0 + scaling * B @ A (W0 [out, in], A [r, in], B [out, r])."""
+    return w + scaling * (b @ a)
+
+
+def unmerge_lora_weight(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scaling: float) -> torch.Tensor:
+    """The inverse of `merge_lora_weight`: W - scaling * B @ A."""
+    return w - scaling * (b @ a)
+
+
+def merge_lora_state(state: dict[str, torch.Tensor], scalings: dict[str, float]) -> dict[str, torch.Tensor]:
+    """A LoRA-injected state dict in the plain model's names, adapters merged into their base weights.
+
+    scalings: module name -> alpha / r (`lora_scalings`). Keys of modules without adapters pass through.
+    A module named in scalings whose base weight or adapters are missing raises, naming the key.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if ".lora_" in key:
+            continue
+        out[key.replace(".base_layer.", ".")] = value
+    for module, scaling in scalings.items():
+        keys = [f"{module}.base_layer.weight", f"{module}.lora_A.{ADAPTER}.weight", f"{module}.lora_B.{ADAPTER}.weight"]
+        missing = [k for k in keys if k not in state]
+        if missing:
+            raise KeyError(f"merge_lora_state: adapted module '{module}' lacks {missing}")
+        w, a, b = (state[k] for k in keys)
+        out[f"{module}.weight"] = merge_lora_weight(w.float(), a.float(), b.float(), scaling).to(w.dtype)
+    return out
+
+
+def plain_state_dict(model: nn.Module, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The state dict (model's own, or `state` of it) in the plain policy's names: adapters merged."""
+    state = model.state_dict() if state is None else state
+    scalings = lora_scalings(model)
+    return merge_lora_state(state, scalings) if scalings else state
+
+
+@contextlib.contextmanager
+def adapters_disabled(model: nn.Module) -> Iterator[None]:
+    """Inside the block every LoRA layer of model computes its base layer alone."""
+    layers = list(lora_layers(model).values())
+    before = [m.disable_adapters for m in layers]
+    try:
+        for m in layers:
+            m.enable_adapters(False)
+        yield
+    finally:
+        for m, was_disabled in zip(layers, before):
+            m.enable_adapters(not was_disabled)
+
+
+class AdaptersDisabled:
+    """The KL reference of a LoRA policy: every method call runs on the same module with its adapters
+    disabled (the frozen base weights are the pretrained policy). Not an nn.Module, so nothing trains,
+    partitions or saves it; gradients never flow through it (the loss calls it under no_grad)."""
+
+    def __init__(self, model: nn.Module):
+        self._model = model
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._model, name)
+        if not inspect.ismethod(attr):  # attributes and sub-modules as they are
+            return attr
+
+        def call(*args, **kwargs):
+            with adapters_disabled(self._model):
+                return attr(*args, **kwargs)
+
+        return call
+
+    def __call__(self, *args, **kwargs):
+        with adapters_disabled(self._model):
+            return self._model(*args, **kwargs)
+
+
+def reference_of(model: nn.Module) -> AdaptersDisabled | None:
+    """The adapters-disabled view when model has LoRA adapters, else None (the caller copies the model)."""
+    return AdaptersDisabled(model) if lora_layers(model) else None

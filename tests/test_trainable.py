@@ -1,0 +1,129 @@
+"""`policy.trainable`: LoRA adapters merge and unmerge exactly, frozen weights get no update, and a LoRA
+policy's adapters-disabled reference gives a KL of zero while the policy equals it."""
+import copy
+
+import pytest
+import torch
+
+from actors.experience import TransitionBatch
+from orchestrator.config.schema import GRPOConfig
+from orchestrator.grpo.loss import grpo_loss
+from policies.build import build_policy
+from policies.rollout import transition_log_prob
+from policies.trainable import (AdaptersDisabled, apply_trainable, lora_layers, merge_lora_weight, parse_trainable,
+                                plain_state_dict, reference_of, unmerge_lora_weight)
+from test_policy_fixtures import make_clip, one_thread, randomize, tiny_cfg  # noqa: F401
+
+GRPO = GRPOConfig(lr=1e-2, weight_decay=0.1, clip_range=0.5, kl_beta=0.04)
+
+
+def _policy(trainable: str, **kw):
+    torch.manual_seed(0)
+    cfg = tiny_cfg(trainable=trainable, **kw)
+    return apply_trainable(randomize(build_policy(cfg)), cfg), cfg
+
+
+def _batch(policy, adv=(1.0, -1.0)):
+    prepared = {k: torch.as_tensor(v).repeat(2, *[1] * (torch.as_tensor(v).ndim - 1))
+                for k, v in policy.prepare([make_clip(0)]).items()}
+    g = torch.Generator().manual_seed(1)
+    shape = (2, *policy.latent_shape())
+    b = TransitionBatch(cond_inputs=prepared, latents=torch.randn(shape, generator=g),
+                        next_latents=torch.randn(shape, generator=g), sigmas=torch.tensor([0.9, 0.8]),
+                        sigmas_next=torch.tensor([0.8, 0.7]), old_log_probs=torch.zeros(2),
+                        advantages=torch.tensor(adv), versions=torch.zeros(2, dtype=torch.long), clip_ids=["a", "a"])
+    with torch.no_grad():
+        b.old_log_probs = transition_log_prob(policy, policy.encode_conditions(prepared), b.latents, b.next_latents,
+                                              b.sigmas, b.sigmas_next, 2.0, 0.7)[0]
+    return b
+
+
+def _step(policy, reference, batch):
+    """One learner step: AdamW over the trainable parameters, as actors/learner_rank.py builds it."""
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=GRPO.lr,
+                            weight_decay=GRPO.weight_decay)
+    loss, metrics = grpo_loss(policy, reference, batch, GRPO, 2.0, 0.7)
+    loss.backward()
+    opt.step()
+    return metrics
+
+
+def test_bad_trainable_values_are_named():
+    assert parse_trainable("last_blocks:2") == ("last_blocks", 2)
+    for bad in ("some", "last_blocks:0", "last_blocks:x"):
+        with pytest.raises(ValueError, match="policy.trainable"):
+            parse_trainable(bad)
+    with pytest.raises(ValueError, match="only 2 blocks"):
+        _policy("last_blocks:3")
+
+
+@pytest.mark.parametrize("trainable", ["heads", "last_blocks:1", "lora"])
+def test_a_frozen_parameter_receives_no_update(trainable):
+    policy, _ = _policy(trainable, lora_rank=4)
+    before = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    reference = reference_of(policy) or copy.deepcopy(policy).requires_grad_(False)
+    _step(policy, reference, _batch(policy))
+    frozen = [n for n, p in policy.named_parameters() if not p.requires_grad]
+    trained = [n for n, p in policy.named_parameters() if p.requires_grad]
+    assert frozen and trained
+    assert all(torch.equal(before[n], dict(policy.named_parameters())[n]) for n in frozen)
+    assert all(dict(policy.named_parameters())[n].grad is None for n in frozen)
+    moved = [n for n in trained if not torch.equal(before[n], dict(policy.named_parameters())[n])]
+    assert moved, "no trainable parameter moved"
+    if trainable == "heads":
+        assert all(n.startswith("final.") for n in trained)
+    if trainable == "last_blocks:1":
+        assert all(n.startswith(("final.", "blocks.1.")) for n in trained)
+
+
+def test_lora_merges_into_the_plain_policy_and_unmerges_exactly():
+    policy, cfg = _policy("lora", lora_rank=4, lora_alpha=8.0)
+    layers = lora_layers(policy)
+    assert sorted(layers)[:3] == ["blocks.0.attn.kv", "blocks.0.attn.out", "blocks.0.attn.q"] and len(layers) == 12
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in layers.values():
+            m.lora_B["default"].weight.copy_(0.05 * torch.randn(m.lora_B["default"].weight.shape, generator=g))
+    plain = build_policy(tiny_cfg())
+    state = plain_state_dict(policy)
+    assert set(state) == set(plain.state_dict())
+    plain.load_state_dict(state)
+    x = torch.randn(2, *policy.latent_shape(), generator=g)
+    prepared = policy.prepare([make_clip(1), make_clip(2)])
+    with torch.no_grad():
+        v_lora = policy.velocity(x, torch.tensor([0.5, 0.3]), policy.encode_conditions(prepared))
+        v_plain = plain.velocity(x, torch.tensor([0.5, 0.3]), plain.encode_conditions(prepared))
+    assert torch.allclose(v_lora, v_plain, atol=1e-5)
+    m = layers["blocks.1.cross.kv"]
+    w0 = m.base_layer.weight.detach().clone()
+    a, b = m.lora_A["default"].weight.detach(), m.lora_B["default"].weight.detach()
+    merged = merge_lora_weight(w0, a, b, 2.0)
+    assert torch.equal(state["blocks.1.cross.kv.weight"], merged)
+    assert torch.allclose(unmerge_lora_weight(merged, a, b, 2.0), w0, atol=1e-6, rtol=0)
+    m.merge()  # peft's own merge and unmerge agree with ours
+    assert torch.allclose(m.base_layer.weight, merged, atol=1e-6, rtol=0)
+    m.unmerge()
+    assert torch.allclose(m.base_layer.weight, w0, atol=1e-6, rtol=0)
+
+
+def test_lora_reference_is_the_adapters_disabled_policy_and_kl_is_zero_while_they_are_equal():
+    policy, _ = _policy("lora", lora_rank=4)
+    reference = reference_of(policy)
+    assert isinstance(reference, AdaptersDisabled) and reference._model is policy  # no second copy
+    batch = _batch(policy)
+    _, metrics = grpo_loss(policy, reference, batch, GRPO, 2.0, 0.7)
+    assert metrics["kl"] == 0.0  # B starts at zero: the adapted policy is the reference
+    _step(policy, reference, batch)
+    _, metrics = grpo_loss(policy, reference, batch, GRPO, 2.0, 0.7)
+    assert metrics["kl"] > 0
+    # the reference is the base weights: a plain policy loaded with the pre-LoRA state gives the same velocity
+    base = build_policy(tiny_cfg())
+    base.load_state_dict({k.replace(".base_layer.", "."): v for k, v in policy.state_dict().items() if ".lora_" not in k})
+    x = torch.randn(2, *policy.latent_shape())
+    cond_inputs = batch.cond_inputs
+    with torch.no_grad():
+        v_ref = reference.velocity(x, torch.tensor([0.5, 0.5]), reference.encode_conditions(cond_inputs))
+        v_base = base.velocity(x, torch.tensor([0.5, 0.5]), base.encode_conditions(cond_inputs))
+        v_pol = policy.velocity(x, torch.tensor([0.5, 0.5]), policy.encode_conditions(cond_inputs))
+    assert torch.allclose(v_ref, v_base, atol=1e-6) and not torch.allclose(v_pol, v_base, atol=1e-6)
+    assert all(not m.disable_adapters for m in lora_layers(policy).values())  # the view left them on
