@@ -28,6 +28,9 @@ class PoolConfig:
     """A replica not started (teacher built) within this many seconds fails the pool (e.g. no free resources)."""
     torch_threads: int = 1
     """torch intra-op threads inside each replica."""
+    node_resource: str = ""
+    """Name of a custom Ray resource marking the nodes this pool's replicas prefer (soft node affinity,
+    see actors/placement.py); a replica whose node is gone is restarted on any live node. Empty: Ray places them."""
 
 
 @dataclass
@@ -56,6 +59,9 @@ class RolloutConfig:
     """GPUs per rollout actor."""
     torch_threads: int = 1
     """torch intra-op threads inside each rollout actor."""
+    node_resource: str = ""
+    """Name of a custom Ray resource marking the nodes rollout workers prefer (soft node affinity, see
+    actors/placement.py); a worker whose node is gone is replaced on any live node. Empty: Ray places them."""
 
 
 @dataclass
@@ -83,3 +89,7 @@ class LearnerConfig:
     (DeepSpeed's stage3_param_persistence_threshold; 0 shards every parameter)."""
     setup_timeout_s: float = 600.0
     """Longest the group waits for its ranks to start, join the process group and build the engine."""
+    experience_timeout_s: float = 300.0
+    """Longest a rank waits for its share of a step's experience; past it (or at once when Ray reports
+    the objects lost, e.g. with the node that held them) every rank gives the step up together and the
+    controller produces the step again (actors/lost_objects.py)."""

@@ -14,12 +14,14 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 import ray
+from ray.exceptions import RayActorError
 from ray.util.placement_group import get_current_placement_group, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from torch import nn
 
 from actors.config import LearnerConfig
 from actors.learner_rank import LearnerRank, LossFn, resolve_backend
+from actors.lost_objects import InputsLost
 from actors.shm_buffers import remove_shm_buffers
 
 ZERO_STAGES = (1, 2, 3)
@@ -52,6 +54,51 @@ def check_learner_config(cfg: LearnerConfig, grpo=None) -> None:
     if cfg.placement_strategy not in STRATEGIES:
         raise ValueError(f"learner.placement_strategy must be one of {STRATEGIES}, got {cfg.placement_strategy!r}")
     resolve_backend(cfg.backend, cfg.num_gpus > 0)
+
+
+class LearnerRankLost(RuntimeError):
+    """A learner rank's process died (killed, out of memory, its node gone): the group cannot go on
+    and must be rebuilt. `rank` names it."""
+
+    def __init__(self, rank: int, message: str):
+        super().__init__(message)
+        self.rank = rank
+
+
+LOST_GRACE_S = 10.0
+"""After a rank fails, how long to wait for the others' results to tell a dead rank (the cause)
+from a surviving rank whose collective broke because its peer died."""
+
+
+def _lost_rank(refs: list, index: dict, failed, error: Exception) -> Optional[tuple[int, str]]:
+    """(rank, cause) of a rank whose actor died, if the failure of `failed` comes from one."""
+    if isinstance(error, RayActorError):
+        return index[failed], f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    others = [r for r in refs if r != failed]
+    done, _ = ray.wait(others, num_returns=len(others), timeout=LOST_GRACE_S) if others else ([], [])
+    for ref in done:
+        try:
+            ray.get(ref)
+        except RayActorError as e:
+            return index[ref], f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        except Exception:
+            continue
+    return None
+
+
+def _lost_inputs(refs: list, first: InputsLost) -> str:
+    """The message of the rank that lost its experience (the others only say a peer did), once every
+    rank has given the step up."""
+    done, _ = ray.wait(refs, num_returns=len(refs), timeout=LOST_GRACE_S)
+    messages = [str(first)]
+    for ref in done:
+        try:
+            ray.get(ref)
+        except Exception as e:
+            if isinstance(getattr(e, "cause", None), InputsLost):
+                messages.append(str(e.cause))
+    own = [m for m in messages if "another rank lost" not in m]
+    return (own or messages)[0]
 
 
 class LearnerGroup:
@@ -141,13 +188,20 @@ class LearnerGroup:
             try:
                 ray.get(done[0])
             except Exception as e:
+                if isinstance(getattr(e, "cause", None), InputsLost):  # every rank gave the step up together
+                    raise InputsLost(_lost_inputs(refs, e.cause)) from e
+                lost = _lost_rank(refs, index, done[0], e)
+                if lost is not None:
+                    rank, cause = lost
+                    raise LearnerRankLost(rank, f"learner rank {rank} was lost during '{what}': {cause}") from e
                 raise RuntimeError(f"learner rank {index[done[0]]} failed to {what}: {e}") from e
         return ray.get(refs)
 
     # ----- training ----------------------------------------------------------------------------
     def train_step(self, shards: list[list["ray.ObjectRef"]], step: int) -> dict[str, float]:
         """One learner step: shards[i] are the TransitionBatch refs of rank i. Returns the metrics
-        averaged over ranks (plus `version`, the weight version after this step)."""
+        averaged over ranks (plus `version`, the weight version after this step). Raises InputsLost,
+        with the group unchanged, when a rank's experience was lost (actors/lost_objects.py)."""
         if len(shards) != len(self.actors):
             raise ValueError(f"train_step {step}: got {len(shards)} shards for {len(self.actors)} learner ranks")
         for i, refs in enumerate(shards):
@@ -201,6 +255,11 @@ class LearnerGroup:
                 self._all([a.close.remote() for a in self.actors], "leave the process group", timeout=60)
             finally:
                 self._kill()
+
+    def abandon(self) -> None:
+        """After a rank was lost: kill every rank without the collective goodbye (the survivors may be
+        stuck in a collective with the dead one), sweep their /dev/shm buffers, free the placement group."""
+        self._kill()
 
     def _kill(self) -> None:
         for a in self.actors:

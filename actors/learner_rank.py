@@ -20,17 +20,22 @@ from typing import Any, Callable, Optional
 import numpy as np
 import ray
 import torch
+from ray.exceptions import GetTimeoutError
 from torch import nn
 
 from actors.config import LearnerConfig
 from actors.ema import EMA
 from actors.experience import TransitionBatch, concat, micro_batch_plan
+from actors.lost_objects import InputsLost, first_line, is_lost
 from actors.shm_buffers import remove_shm_buffers
+from policies.trainable import plain_state_dict, reference_of
 
 LossFn = Callable[[nn.Module, nn.Module, TransitionBatch], tuple[torch.Tensor, dict[str, float]]]
 """(model, ref_model, batch) -> (scalar loss, metrics of python floats)."""
 
 CHECKPOINT_TAG = "learner"
+CURRENT_WEIGHTS = "weights.safetensors"
+"""File (rank 0, in a learner checkpoint) of the full fp32 weights in the plain policy's names."""
 CLIENT_STATE_KEY = "prismrl_client_state"
 """Key under which the caller's client_state rides in DeepSpeed's checkpoint."""
 """DeepSpeed tag (sub-directory) of the engine's files inside a learner checkpoint."""
@@ -136,7 +141,10 @@ class LearnerRank:
             model.load_state_dict(initial_state)
         self.device = torch.device("cuda", torch.cuda.current_device()) if use_gpu else torch.device("cpu")
         self.dtype = torch.bfloat16 if self.cfg.dtype == "bf16" else torch.float32
-        reference = copy.deepcopy(model).to(device=self.device, dtype=self.dtype).eval().requires_grad_(False)
+        # A LoRA policy's reference is itself with the adapters disabled (no second copy); others get a frozen copy.
+        reference = reference_of(model)
+        if reference is None:
+            reference = copy.deepcopy(model).to(device=self.device, dtype=self.dtype).eval().requires_grad_(False)
         self.reference = reference
         self._state_keys = list(model.state_dict().keys())
         num_params = sum(p.numel() for p in model.parameters())
@@ -172,10 +180,15 @@ class LearnerRank:
 
         if not refs:
             raise ValueError(f"learner rank {self.rank}: train_step {step} got no experience refs")
-        batch = concat(ray.get(list(refs))).to(self.device, self.dtype)
-        rows = torch.tensor([len(batch)], dtype=torch.long, device=self._comm_device())
-        dist.all_reduce(rows, op=dist.ReduceOp.MAX)
-        count = max(1, math.ceil(int(rows.item()) / self.grpo.minibatch_size))
+        batch, lost = self._fetch(refs, step)
+        # One all-reduce agrees on the rows and on whether any rank lost its experience: then every
+        # rank gives the step up before touching the engine, so none is left waiting in a collective.
+        agreed = torch.tensor([len(batch) if batch is not None else 0, int(lost is not None)], dtype=torch.long,
+                              device=self._comm_device())
+        dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+        if int(agreed[1].item()):
+            raise InputsLost(lost or f"learner rank {self.rank}: another rank lost its experience of step {step}")
+        count = max(1, math.ceil(int(agreed[0].item()) / self.grpo.minibatch_size))
         sums: dict[str, float] = {}
         weight_total = 0.0
         grad_norms = []
@@ -198,6 +211,19 @@ class LearnerRank:
                    grad_norm=float(np.nanmean(grad_norms)) if grad_norms else float("nan"))
         return out
 
+    def _fetch(self, refs: list, step: int) -> tuple[Optional[TransitionBatch], Optional[str]]:
+        """This rank's experience, or (None, why) when Ray lost it (its node died) or it did not arrive
+        within `learner.experience_timeout_s`. Any other error (a bad row) is raised as it is."""
+        try:
+            return concat(ray.get(list(refs), timeout=self.cfg.experience_timeout_s)).to(self.device, self.dtype), None
+        except GetTimeoutError as e:
+            return None, (f"learner rank {self.rank}: experience of step {step} not fetched within "
+                          f"learner.experience_timeout_s={self.cfg.experience_timeout_s:g} s ({first_line(e)})")
+        except Exception as e:
+            if not is_lost(e):
+                raise
+            return None, f"learner rank {self.rank}: experience of step {step} lost ({first_line(e)})"
+
     def ema_update(self) -> None:
         """*Collective* (the fp32 weights are assembled from all ranks): fold them into rank 0's EMA."""
         full = self.full_state_dict()
@@ -207,7 +233,8 @@ class LearnerRank:
     # ----- weights ---------------------------------------------------------------------------
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         """*Collective.* The whole model as a float32 CPU state_dict on every rank: the optimizer's
-        fp32 master weights (ZeRO-1/2/3: assembled from the partitions), buffers as they are."""
+        fp32 master weights (ZeRO-1/2/3: assembled from the partitions), buffers as they are; a LoRA
+        model's adapters merged into their base weights, under the plain policy's names."""
         from deepspeed.utils import safe_get_full_fp32_param
         import deepspeed
 
@@ -223,7 +250,7 @@ class LearnerRank:
         for name, b in self.model.named_buffers():
             if name in keys:
                 out[name] = b.detach().cpu().clone()
-        return out
+        return plain_state_dict(self.model, out)  # LoRA adapters merged: the plain policy's names
 
     def publish_weights(self) -> Optional[dict[str, torch.Tensor]]:
         """*Collective.* Rank 0 returns the full fp32 state_dict (its return value goes to the
@@ -251,7 +278,8 @@ class LearnerRank:
     # ----- checkpoints (collective) ------------------------------------------------------------
     def save_checkpoint(self, directory: str, client_state: dict) -> None:
         """*Collective.* Write the engine (model, optimizer, ZeRO partitions of every rank), this
-        rank's RNG states, and on rank 0 the EMA, the reference and learner metadata."""
+        rank's RNG states, and on rank 0 the EMA, the current full weights (`CURRENT_WEIGHTS`), the
+        reference and learner metadata."""
         import torch.distributed as dist
         from safetensors.torch import save_file
 
@@ -259,9 +287,12 @@ class LearnerRank:
         path.mkdir(parents=True, exist_ok=True)
         self.engine.save_checkpoint(str(path), tag=CHECKPOINT_TAG, client_state={CLIENT_STATE_KEY: dict(client_state)}, save_latest=False)
         torch.save(_rng_state(), path / f"rng_rank{self.rank}.pt")
+        current = self.full_state_dict()  # collective; the plain fp32 weights, for `prismrl export --weights current`
         if self.rank == 0:
             save_file(_contiguous(self.ema.state_dict()), str(path / "ema.safetensors"))
-            save_file(_contiguous(self.reference.state_dict()), str(path / "reference.safetensors"))
+            save_file(_contiguous(current), str(path / CURRENT_WEIGHTS))
+            if isinstance(self.reference, nn.Module):  # a LoRA reference is the engine's own base weights
+                save_file(_contiguous(self.reference.state_dict()), str(path / "reference.safetensors"))
             meta = {"version": self.version, "num_ranks": self.world_size, "zero_stage": self.cfg.zero_stage,
                     "ema_updates": self.ema.num_updates, "seed": self.seed}
             (path / "learner.json").write_text(json.dumps(meta, indent=1))
@@ -286,8 +317,9 @@ class LearnerRank:
         )
         if loaded is None:
             raise FileNotFoundError(f"learner checkpoint {path}: DeepSpeed found no engine files under '{CHECKPOINT_TAG}'")
-        reference = load_file(str(path / "reference.safetensors"))
-        self.reference.load_state_dict({k: v.to(self.device) for k, v in reference.items()})
+        if isinstance(self.reference, nn.Module):
+            reference = load_file(str(path / "reference.safetensors"))
+            self.reference.load_state_dict({k: v.to(self.device) for k, v in reference.items()})
         if self.rank == 0:
             self.ema.load_state_dict(load_file(str(path / "ema.safetensors")), meta["ema_updates"])
         _set_rng_state(torch.load(path / f"rng_rank{self.rank}.pt", weights_only=True))

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import ray
-from ray.exceptions import RayError, RayTaskError
+from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from actors.config import PoolConfig
+from actors.lost_objects import InputsLost, first_line, is_lost
+from actors.placement import placement_options
 from actors.pool_stats import PoolStats
 from actors.teacher_replica import TeacherReplica
 from common.types import Grade
@@ -346,24 +348,33 @@ class RewardPool:
     def _handle(self, ref: Any, call: _Call) -> None:
         try:
             value = ray.get(ref)
-        except RayTaskError as exc:
+        except RayError as exc:
             if call.batch is None:
                 self._on_replica_failure(call, exc)
-            else:  # the Teacher raised: bad input, not a bad replica
+            elif is_lost(exc) and not isinstance(exc, RayActorError):
+                # The batch's waveforms or clips were lost (their node died): not the replica's fault,
+                # and no retry can fetch them. The caller produces them again.
+                self._idle.append(call.replica)
+                ids = [s.sample_id for s in call.batch.samples]
+                err = InputsLost(f"pool '{self.name}' ({self.teacher}): the inputs of samples {ids[:8]} were lost "
+                                 f"({first_line(exc)}); they must be produced again")
+                err.__cause__ = exc
+                self._fail_batch(call.batch, err)
+            elif isinstance(exc, RayTaskError):  # the Teacher raised: bad input, not a bad replica
                 self._idle.append(call.replica)
                 ids = [s.sample_id for s in call.batch.samples]
                 cause = getattr(exc, "cause", None) or exc
                 err = TeacherError(f"pool '{self.name}' ({self.teacher}): teacher raised on samples {ids}: {cause}")
                 err.__cause__ = exc
                 self._fail_batch(call.batch, err)
-        except RayError as exc:
-            self._on_replica_failure(call, exc)
-        else:
-            if call.batch is None:
-                self._on_started(call.replica, value)
             else:
-                self._idle.append(call.replica)
-                self._deliver(call.batch, value)
+                self._on_replica_failure(call, exc)
+            return
+        if call.batch is None:
+            self._on_started(call.replica, value)
+        else:
+            self._idle.append(call.replica)
+            self._deliver(call.batch, value)
 
     def _on_started(self, replica: _Replica, info: dict[str, Any]) -> None:
         replica.start_failures = 0
@@ -472,6 +483,7 @@ class RewardPool:
     def _new_replica(self, index: int, generation: int) -> _Replica:
         actor = TeacherReplica.options(
             num_cpus=self.cfg.num_cpus, num_gpus=self.cfg.num_gpus, max_concurrency=1,
+            **placement_options(self.cfg.node_resource, index, f"pool '{self.name}' replica"),
         ).remote(self._factory, index, self.cfg.torch_threads)
         return _Replica(index, actor, generation)
 

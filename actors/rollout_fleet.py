@@ -13,6 +13,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from actors.config import RolloutConfig
+from actors.placement import placement_options
 from actors.rollout_worker import GroupRollout, RolloutWorker
 from policies.config import PolicyConfig, SamplerConfig
 
@@ -63,7 +64,8 @@ class RolloutFleet:
         self.workers = [self._spawn(i) for i in range(cfg.num_workers)]
 
     def _spawn(self, index: int):
-        return RolloutWorker.options(num_cpus=self.cfg.num_cpus, num_gpus=self.cfg.num_gpus).remote(
+        return RolloutWorker.options(num_cpus=self.cfg.num_cpus, num_gpus=self.cfg.num_gpus,
+                                     **placement_options(self.cfg.node_resource, index, "rollout worker")).remote(
             self.policy_cfg, self.sampler_cfg, index, self.cfg.torch_threads, self.weights_ref, self.version)
 
     def set_weights(self, version: int, weights_ref: Any) -> None:

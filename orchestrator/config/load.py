@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from orchestrator.config.redact import REDACTED, redact
 from orchestrator.config.schema import PrismConfig
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -26,6 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "rewards.on_bad_grade": ("error", "drop"),
     "train.mode": ("sync", "async"),
     "grpo.adv_std": ("batch", "group"),
+    "grpo.null_control": ("none", "shuffle", "zero"),
     "learner.backend": ("auto", "gloo", "nccl"),
     "learner.dtype": ("fp32", "bf16"),
     "learner.placement_strategy": ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"),
@@ -133,9 +135,30 @@ def load_config(
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
-def to_dict(cfg: PrismConfig) -> dict[str, Any]:
-    """Plain nested dict of a config (for JSON, MLflow params, Ray actor arguments)."""
-    return dataclasses.asdict(cfg)
+def to_dict(cfg: PrismConfig, secrets: bool = False) -> dict[str, Any]:
+    """Plain nested dict of a config (for JSON, MLflow params, saved configs). Credentials
+    (`orchestrator.config.redact`: data.s3.key, data.s3.secret, URL passwords, ...) read `<redacted>`
+    unless secrets=True (an in-memory copy that is never written anywhere)."""
+    data = dataclasses.asdict(cfg)
+    return data if secrets else redact(data)
+
+
+def carry_secrets(source: PrismConfig, target: PrismConfig) -> PrismConfig:
+    """`target` (loaded from a redacted saved config) with each credential it holds as `<redacted>`
+    taken back from `source`, the in-memory config it was saved from. Returns target."""
+    for key, value in flatten(dataclasses.asdict(target)).items():
+        if value == REDACTED:
+            node_src, node_dst = source, target
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node_src = node_src[part] if isinstance(node_src, dict) else getattr(node_src, part)
+                node_dst = node_dst[part] if isinstance(node_dst, dict) else getattr(node_dst, part)
+            original = node_src[leaf] if isinstance(node_src, dict) else getattr(node_src, leaf)
+            if isinstance(node_dst, dict):
+                node_dst[leaf] = original
+            else:
+                setattr(node_dst, leaf, original)
+    return target
 
 
 def from_dict(data: dict[str, Any]) -> PrismConfig:

@@ -47,6 +47,11 @@ class GRPOConfig:
     """Passes over each step's experience."""
     ema_decay: float = 0.99
     """EMA of the weights, used for evaluation and `val_*`."""
+    null_control: str = "none"
+    """Null control of the update mechanics: `none` (train on the advantages), `shuffle` (each step's
+    advantages permuted across all its groups, so updates keep their size but follow no reward) or
+    `zero` (all advantages 0: only the KL term, weight decay and numerics move the weights). A run
+    whose teachers move beyond their noise under a null control drifts for reasons no reward asked for."""
 
 
 @dataclass
@@ -64,7 +69,12 @@ class TrainConfig:
     keep_checkpoints: int = 2
     """Complete checkpoints kept; older ones are deleted."""
     resume: str = "none"
-    """`none`, `auto` (latest complete checkpoint in checkpoint_dir, if any) or a checkpoint path."""
+    """`none`, `auto` (newest complete, intact checkpoint in checkpoint_dir, if any; a damaged one is
+    skipped with a warning naming it) or a checkpoint path."""
+    max_failures: int = 3
+    """Faults a run survives in the job: a learner rank lost (the group is rebuilt and resumes from
+    the newest complete checkpoint) or a checkpoint that could not be written (the run goes on
+    without it). One more stops the run; 0 = stop at the first, naming the rank or checkpoint and cause."""
     val_every: int = 0
     """Steps between validation passes logged to MLflow (0 = only before and after)."""
     val_clips: int = 16

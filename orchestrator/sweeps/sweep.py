@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from common.types import TEACHERS
 from orchestrator.config.argv import config_from_argv, wants_help
-from orchestrator.config.load import ConfigError, load_config, to_dict
+from orchestrator.config.load import ConfigError, carry_secrets, load_config, to_dict
 from orchestrator.config.schema import PrismConfig
 from orchestrator.sweeps.report import mark_pareto, markdown_table, pareto_png, sorted_rows
 from orchestrator.sweeps.space import check_sweep_config, scale_trial_cpus, trial_bundles, weight_space
@@ -46,7 +46,8 @@ def trial_template(cfg: PrismConfig, saved_config: str) -> PrismConfig:
         template = load_config(saved_config, list(cfg.sweep.trial_overrides) + extra, command="sweep")
     except ConfigError as e:
         raise ConfigError(f"sweep.trial_overrides: {e}") from None
-    return scale_trial_cpus(template, cfg.sweep.trial_cpu_fraction)
+    # sweep_config.yaml holds credentials as <redacted>; the trials get them from memory.
+    return scale_trial_cpus(carry_secrets(cfg, template), cfg.sweep.trial_cpu_fraction)
 
 
 def trial_name(trial: Any) -> str:

@@ -11,7 +11,7 @@ from actors.rollout_fleet import RolloutFleet
 from common.types import TEACHERS
 from orchestrator.config.schema import PrismConfig
 from orchestrator.grpo.loss import grpo_loss
-from policies.build import build_policy
+from policies.trainable import build_trainable_policy
 from rewards.base import build_teacher, check_options, import_plugins
 
 
@@ -55,12 +55,18 @@ def build_pools(cfg: PrismConfig) -> tuple[dict[str, RewardPool], dict[str, str]
     return pools, {t: getattr(cfg.rewards, t).backend for t in TEACHERS}
 
 
+def build_learner(cfg: PrismConfig) -> LearnerGroup:
+    """A new learner group (its own placement group and rendezvous) at the policy's initial weights."""
+    loss_fn = functools.partial(grpo_loss, grpo_cfg=cfg.grpo, guidance_scale=cfg.sampler.guidance_scale,
+                                noise_level=cfg.sampler.noise_level, noise_channels=cfg.sampler.noise_channels)
+    # policy.trainable: frozen weights and LoRA adapters are set up by the factory on every rank
+    return LearnerGroup(cfg.learner, cfg.grpo, functools.partial(build_trainable_policy, cfg.policy), loss_fn,
+                        initial_state=None, seed=cfg.seed)
+
+
 def build_roles(cfg: PrismConfig) -> Roles:
     """Learner first (its rank 0 owns the initial weights), then rollout workers with those weights, then pools."""
-    loss_fn = functools.partial(grpo_loss, grpo_cfg=cfg.grpo, guidance_scale=cfg.sampler.guidance_scale,
-                                noise_level=cfg.sampler.noise_level)
-    learner = LearnerGroup(cfg.learner, cfg.grpo, functools.partial(build_policy, cfg.policy), loss_fn,
-                           initial_state=None, seed=cfg.seed)
+    learner = build_learner(cfg)
     version, weights = learner.get_weights()
     fleet = RolloutFleet(cfg.rollout, cfg.policy, cfg.sampler, weights, version)
     pools, backends = build_pools(cfg)

@@ -14,6 +14,7 @@ from typing import Any
 from common.types import TEACHERS
 from orchestrator.config.argv import config_from_argv, wants_help
 from orchestrator.config.load import to_dict
+from orchestrator.config.redact import mask_secrets_in_logs, redact_text
 from orchestrator.config.schema import PrismConfig
 from orchestrator.evaluation.paired import paired_differences
 from orchestrator.runtime.plots import reward_curves_png
@@ -48,18 +49,24 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
 
     from orchestrator.training.checkpoint_store import resolve_resume
     from orchestrator.runtime.ray_setup import init_ray
-    from orchestrator.training.trainer import Trainer
+    from orchestrator.runtime.tracking import existing_run
+    from orchestrator.training.trainer import Trainer, checkpoint_store
 
     check_inputs(cfg)
     os.makedirs(cfg.run_dir, exist_ok=True)
+    resume_from = resolve_resume(checkpoint_store(cfg), cfg.train.resume)
+    # A resumed run continues the MLflow run its checkpoint was written by (same run id, one history).
+    continued = existing_run(cfg, saved_run_id(resume_from)) if resume_from and tracker is None else None
     owns_ray = init_ray(cfg)
-    tracker = tracker or Tracker(cfg)
+    tracker = tracker or Tracker(cfg, run_id=continued)
+    if resume_from:
+        tracker.mlflow.set_tag("prismrl.resumed_from", os.path.basename(resume_from.rstrip("/")))
     trainer = None
     status = "FAILED"
     try:
         t0 = time.perf_counter()
         trainer = Trainer(cfg)
-        resume_from = resolve_resume(trainer.store, cfg.train.resume)
+        trainer.mlflow_run_id = tracker.run_id
         if resume_from:
             trainer.restore(resume_from)
         val_before = trainer.validate(trainer.start_step, tracker)
@@ -77,6 +84,12 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
         val_after = trainer.validate(steps_done, tracker)
         log.info("val_after %s", _fmt(val_after))
         val_change = paired_differences(trainer.last_val_rows, rows_before, [*TEACHERS, "total"])
+        # every validation pass against the first, clip by clip (train.val_every > 0 gives a curve)
+        val_curve = [{"step": s, "change": paired_differences(rows, rows_before, [*TEACHERS, "total"])}
+                     for s, rows in sorted(trainer.val_rows_by_step.items())]
+        for point in val_curve[:-1]:
+            tracker.log_metrics({f"val_change/{k}": v["diff"] for k, v in point["change"].items()}, point["step"])
+            tracker.log_metrics({f"val_change/{k}_se": v["se"] for k, v in point["change"].items()}, point["step"])
         tracker.log_metrics({f"val_change/{k}": v["diff"] for k, v in val_change.items()}, steps_done)
         tracker.log_metrics({f"val_change/{k}_se": v["se"] for k, v in val_change.items()}, steps_done)
         policy_ema = export_ema_policy(cfg, trainer)
@@ -91,11 +104,14 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
             "val_before": val_before,
             "val_after": val_after,
             "val_change": val_change,
+            "val_curve": val_curve,
             "max_staleness_seen": trainer.buffer.max_seen_staleness,
             "rollout_worker_replacements": trainer.roles.fleet.replacements,
             "skipped_clips": trainer.skipped_clips,
             "policy_ema": policy_ema,
-            "mlflow": {"tracking_uri": tracker.mlflow.get_tracking_uri(), "run_id": tracker.run_id},
+            "faults": trainer.faults.events,
+            "mlflow": {"tracking_uri": redact_text(tracker.mlflow.get_tracking_uri()), "run_id": tracker.run_id,
+                       "continued": bool(continued)},
         }
         write_json(os.path.join(cfg.run_dir, "summary.json"), summary)
         tracker.log_artifact(os.path.join(cfg.run_dir, "summary.json"))
@@ -112,6 +128,14 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
             trainer.shutdown()
         if owns_ray:
             ray.shutdown()
+
+
+def saved_run_id(checkpoint: str) -> str | None:
+    """The MLflow run id a checkpoint's controller.json names (None for older checkpoints)."""
+    import json
+
+    with open(os.path.join(checkpoint, "controller.json")) as f:
+        return json.load(f).get("mlflow_run_id")
 
 
 def export_ema_policy(cfg: PrismConfig, trainer) -> str:
@@ -146,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = config_from_argv(argv, "train")
+    mask_secrets_in_logs(to_dict(cfg, secrets=True))
     summary = run_training(cfg)
     print(f"run dir: {cfg.run_dir}")
     print(f"val_before: {_fmt(summary['val_before'])}")

@@ -23,14 +23,17 @@ from actors.experience_builder import build_experience
 from actors.rollout_fleet import GroupRequest
 from common.types import TEACHERS, join_cot
 from orchestrator.training.buffer import ExperienceBuffer
-from orchestrator.training.checkpoint_store import CheckpointStore, resolve_resume
+from actors.learner_group import LearnerRankLost
+from actors.lost_objects import InputsLost
+from orchestrator.training.checkpoint_store import CheckpointStore, CheckpointWriteError
+from orchestrator.training.faults import FaultBudget
 from orchestrator.config.load import to_dict
 from orchestrator.config.schema import PrismConfig
 from orchestrator.data.reader import ClipReader
 from orchestrator.data.sampler import PromptSampler
-from orchestrator.grpo.advantages import group_advantages
+from orchestrator.grpo.advantages import group_advantages, null_control_advantages
 from orchestrator.training.reward_phase import grade_groups
-from orchestrator.training.roles import Roles, build_roles
+from orchestrator.training.roles import Roles, build_learner, build_roles
 from orchestrator.runtime.tracking import Tracker
 from rewards.combine import combine_grades
 from policies.schedules import window_for_step
@@ -38,7 +41,7 @@ from policies.schedules import window_for_step
 log = logging.getLogger(__name__)
 
 
-TRAIN_STREAM, VAL_STREAM = 0, 1
+TRAIN_STREAM, VAL_STREAM, NULL_STREAM = 0, 1, 2
 
 
 def group_seed(seed: int, step: int, index: int, stream: int = TRAIN_STREAM) -> int:
@@ -86,18 +89,22 @@ class Trainer:
         self.train_ids = [c for c in self.train_ids if c in self.clip_refs]
         self.val_ids = [c for c in self.val_ids if c in self.clip_refs]
         self.last_val_rows: list[dict[str, Any]] = []
+        self.val_rows_by_step: dict[int, list[dict[str, Any]]] = {}
+        """`last_val_rows` of every validation pass of this process, by the learner steps done before it."""
         """Per val clip of the latest `validate`: clip_id and each teacher's and the total's mean over its samples."""
         self.skipped_clips = dict(reader.skipped)
         self.sampler = PromptSampler(self.train_ids, cfg.seed)
         self.window_gen = torch.Generator().manual_seed(cfg.seed)
-        self.store = CheckpointStore(cfg.train.checkpoint_dir or os.path.join(cfg.run_dir, "checkpoints"),
-                                     _storage_options(cfg), keep=cfg.train.keep_checkpoints)
+        self.store = checkpoint_store(cfg)
         self.roles = roles or build_roles(cfg)
         self.buffer = ExperienceBuffer(cfg.train.max_staleness if cfg.train.mode == "async" else 0)
         self.history: list[dict[str, float]] = []
         self.start_step = 0
         self.samples_done = 0
         self.inflight: deque[LaunchedStep] = deque()
+        self.faults = FaultBudget(cfg.train.max_failures)
+        self.mlflow_run_id: str | None = None
+        """The MLflow run this training logs to; saved in checkpoints so a resumed run continues it."""
 
     # ----------------------------------------------------------------- steps
     def _launch(self, step: int) -> LaunchedStep:
@@ -120,6 +127,9 @@ class Trainer:
                               self.roles.backends)
         adv = group_advantages(grades.total, cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
         adv = np.where(grades.keep, adv, 0.0)
+        if cfg.grpo.null_control != "none":  # the update mechanics without the reward (grpo.null_control)
+            rng = np.random.default_rng(group_seed(cfg.seed, launched.step, 0, NULL_STREAM))
+            adv = np.where(grades.keep, null_control_advantages(adv, cfg.grpo.null_control, rng), 0.0)
         refs = [build_experience.remote(g.records_ref, [float(a) for a in adv[i]], g.version, g.clip_id)
                 for i, g in enumerate(groups)]
         self.buffer.add(launched.step, refs, [g.version for g in groups])
@@ -195,6 +205,7 @@ class Trainer:
         out["total"] = float(raw_total.mean())
         self.last_val_rows = [{"clip_id": c, **{t: float(np.nanmean(grades.per_teacher[t][i])) for t in TEACHERS},
                                "total": float(np.nanmean(raw_total[i]))} for i, c in enumerate(self.val_ids)]
+        self.val_rows_by_step[step] = self.last_val_rows
         if tracker is not None:
             tracker.log_metrics({f"val/{k}": v for k, v in out.items()}, step)
             for g in groups[: cfg.train.media_clips]:
@@ -202,8 +213,9 @@ class Trainer:
         return out
 
     # ----------------------------------------------------------- checkpoints
-    def save(self, step: int) -> str:
-        """Full state after `step` completed steps."""
+    def save(self, step: int) -> str | None:
+        """Full state after `step` completed steps; its location, or None when it could not be
+        written (not marked complete; counted against train.max_failures)."""
         staging = self.store.staging_dir(step)
         cursor, window_rng = self.sampler.state_dict(), self.window_gen.get_state().tolist()
         if self.inflight:  # async: resume re-launches the in-flight steps, so save the state before them
@@ -214,12 +226,19 @@ class Trainer:
             "window_rng": window_rng,
             "samples_done": self.samples_done,
             "history": self.history,
-            "config": to_dict(self.cfg),
+            "config": to_dict(self.cfg),  # credentials redacted
+            "mlflow_run_id": self.mlflow_run_id,
         }
         self.roles.learner.save_checkpoint(staging, {"step": step})
         with open(os.path.join(staging, "controller.json"), "w") as f:
             json.dump(controller, f)
-        return self.store.commit(step, staging)
+        try:
+            return self.store.commit(step, staging)
+        except CheckpointWriteError as e:  # never listed; resume takes the previous complete one
+            self.faults.record("checkpoint", str(e))
+            log.warning("%s; the run goes on (fault %d, train.max_failures=%d)", e, len(self.faults.events),
+                        self.faults.max_failures)
+            return None
 
     def restore(self, path: str) -> None:
         """Continue from a checkpoint directory."""
@@ -231,48 +250,113 @@ class Trainer:
         self.samples_done = state["samples_done"]
         self.history = state["history"]
         self.start_step = state["step"]
+        self.mlflow_run_id = self.mlflow_run_id or state.get("mlflow_run_id")
         version, weights = self.roles.learner.get_weights()
         self.roles.fleet.set_weights(version, weights)
         log.info("resumed from %s at step %d", path, self.start_step)
 
     # ------------------------------------------------------------------ loop
     def fit(self, tracker: Tracker | None = None, progress: Any = None, stop_after: int | None = None) -> list[dict]:
-        """Train from `start_step` to `grpo.steps` (or `stop_after` steps, for tests)."""
+        """Train from `start_step` to `grpo.steps` (or `stop_after` steps, for tests). A learner rank
+        lost mid-run is survived up to train.max_failures times (see `recover`)."""
         cfg = self.cfg
         end = cfg.grpo.steps if stop_after is None else min(cfg.grpo.steps, self.start_step + stop_after)
-        lookahead = cfg.train.max_staleness if cfg.train.mode == "async" else 0
-        inflight = self.inflight = deque()
-        next_launch = self.start_step
-        for step in range(self.start_step, end):
-            t_step = time.perf_counter()
-            # async: rollouts of the next `lookahead` steps are queued on the workers ahead of this
-            # step's weight update, so they sample while the learners train (staleness <= lookahead).
-            while next_launch < end and next_launch <= step + lookahead:
-                inflight.append(self._launch(next_launch))
-                next_launch += 1
-            collected = self._collect(inflight.popleft())
-            learn, timings = self._learn(step)
-            wall = time.perf_counter() - t_step
-            self.samples_done += collected["grades"].total.size
-            metrics = self._step_metrics(step, collected, learn, timings, wall)
-            self.history.append(metrics)
-            if tracker is not None:
-                tracker.log_metrics(metrics, step)
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix({"total": f"{metrics['reward/total']:.3f}",
-                                      **{t[:4]: f"{metrics[f'reward/{t}/mean']:.3f}" for t in TEACHERS}})
-            done = step + 1
-            if cfg.train.val_every and done % cfg.train.val_every == 0 and done < end:
-                self.validate(done, tracker)
-            if cfg.train.checkpoint_every and done % cfg.train.checkpoint_every == 0:
-                self.save(done)
+        self.inflight = deque()
+        step = self._next_launch = self.start_step
+        while step < end:
+            try:
+                self._step(step, end, tracker, progress)
+                step += 1
+            except LearnerRankLost as e:
+                step = self.recover(e)
+                if progress is not None:
+                    progress.n = step
+                    progress.refresh()
         self.start_step = end
         return self.history
+
+    def _step(self, step: int, end: int, tracker: Tracker | None, progress: Any) -> None:
+        cfg = self.cfg
+        lookahead = cfg.train.max_staleness if cfg.train.mode == "async" else 0
+        t_step = time.perf_counter()
+        # async: rollouts of the next `lookahead` steps are queued on the workers ahead of this
+        # step's weight update, so they sample while the learners train (staleness <= lookahead).
+        while self._next_launch < end and self._next_launch <= step + lookahead:
+            self.inflight.append(self._launch(self._next_launch))
+            self._next_launch += 1
+        collected, learn, timings = self._collect_and_learn(self.inflight.popleft())
+        wall = time.perf_counter() - t_step
+        self.samples_done += collected["grades"].total.size
+        metrics = self._step_metrics(step, collected, learn, timings, wall)
+        self.history.append(metrics)
+        if tracker is not None:  # a step repeated after a recovery is not logged twice (Tracker)
+            tracker.log_metrics(metrics, step)
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix({"total": f"{metrics['reward/total']:.3f}",
+                                  **{t[:4]: f"{metrics[f'reward/{t}/mean']:.3f}" for t in TEACHERS}})
+        done = step + 1
+        if cfg.train.val_every and done % cfg.train.val_every == 0 and done < end:
+            self.validate(done, tracker)
+        if cfg.train.checkpoint_every and done % cfg.train.checkpoint_every == 0:
+            self.save(done)
+
+    def _collect_and_learn(self, launched: LaunchedStep) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+        """Rollouts, grades and the learner step of `launched`. When objects of the step were lost
+        (the node holding its waveforms or experience died: a reward pool or a learner rank raises
+        InputsLost, the group unchanged), the fault is counted against train.max_failures and the
+        step is produced again: the same requests (clips, seeds, window) go to the fleet, which
+        replaces its workers that died; the step's grades and advantages are those of the new samples."""
+        survived: list[tuple[dict[str, Any], float]] = []
+        while True:
+            try:
+                collected = self._collect(launched)
+                learn, timings = self._learn(launched.step)
+                break
+            except InputsLost as e:
+                survived.append((self.faults.record("lost_objects", f"step {launched.step}: {e}"), time.perf_counter()))
+                log.warning("step %d: %s; sampling the step again (fault %d, train.max_failures=%d)", launched.step, e,
+                            len(self.faults.events), self.faults.max_failures)
+                launched = dataclasses.replace(launched, pending=self.roles.fleet.submit(launched.requests))
+        for event, t0 in survived:  # recovered: from the loss being seen to the step's learner update
+            event.update(recovery_s=time.perf_counter() - t0, resumed_from_step=launched.step)
+        return collected, learn, timings
+
+    def recover(self, error: LearnerRankLost) -> int:
+        """After a learner rank died: count the fault (past train.max_failures: RunFailed naming the
+        rank and cause), drop the in-flight steps, build a new learner group (new placement group and
+        rendezvous), load the newest complete checkpoint into it and rewind the controller (data
+        cursor, window generator, history, sample count) to it. Returns the step to continue from."""
+        t0 = time.perf_counter()
+        event = self.faults.record("learner", str(error))
+        log.warning("%s; rebuilding the learner group (fault %d, train.max_failures=%d)", error,
+                    len(self.faults.events), self.faults.max_failures)
+        self.roles.learner.abandon()
+        self.inflight.clear()
+        self.buffer = ExperienceBuffer(self.buffer.max_staleness)
+        self.roles.learner = build_learner(self.cfg)
+        path = self.store.newest_intact()
+        if path is not None:
+            self.restore(path)
+        else:  # no checkpoint yet: start over from the policy's initial weights
+            self.sampler = PromptSampler(self.train_ids, self.cfg.seed)
+            self.window_gen = torch.Generator().manual_seed(self.cfg.seed)
+            self.history, self.samples_done, self.start_step = [], 0, 0
+            self.roles.fleet.set_weights(*self.roles.learner.get_weights())
+        self._next_launch = self.start_step
+        event.update(recovery_s=time.perf_counter() - t0, resumed_from_step=self.start_step)
+        log.warning("learner group rebuilt in %.1f s; continuing from step %d", event["recovery_s"], self.start_step)
+        return self.start_step
 
     def shutdown(self) -> None:
         """Stop the roles."""
         self.roles.shutdown()
+
+
+def checkpoint_store(cfg: PrismConfig) -> CheckpointStore:
+    """The run's checkpoints: train.checkpoint_dir, else <run_dir>/checkpoints."""
+    return CheckpointStore(cfg.train.checkpoint_dir or os.path.join(cfg.run_dir, "checkpoints"),
+                           _storage_options(cfg), keep=cfg.train.keep_checkpoints)
 
 
 def _storage_options(cfg: PrismConfig) -> dict[str, Any]:
