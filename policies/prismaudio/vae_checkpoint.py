@@ -17,6 +17,7 @@ from typing import Any, Mapping, Optional
 
 import torch
 
+from common.state_dict_diff import listing, state_dict_diff
 from policies.prismaudio.vae import OobleckConfig, OobleckVAE
 
 LIGHTNING_PREFIX = "autoencoder."
@@ -29,10 +30,6 @@ KNOWN_PREFIXES = (LIGHTNING_PREFIX, MODEL_PREFIX)
 
 class VAECheckpointError(RuntimeError):
     """A VAE checkpoint is missing, unreadable, or does not fit the model; the message names the path and tensors."""
-
-
-def _listing(items: list[str], limit: int = 8) -> str:
-    return ", ".join(items[:limit]) + (f" ... ({len(items)} in all)" if len(items) > limit else "")
 
 
 def _torch_load(path: str) -> Any:
@@ -88,30 +85,17 @@ def vae_tensors(state: Mapping[str, Any], prefix: str, source: str) -> dict[str,
     picked = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not picked:
         tops = sorted({k.split(".", 1)[0] + "." for k in state})
-        raise VAECheckpointError(f"{source}: no tensor under prefix '{prefix}'; top-level prefixes: {_listing(tops)}")
+        raise VAECheckpointError(f"{source}: no tensor under prefix '{prefix}'; top-level prefixes: {listing(tops)}")
     not_tensors = [prefix + k for k, v in picked.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
-        raise VAECheckpointError(f"{source}: entries that are not tensors: {_listing(not_tensors)}")
+        raise VAECheckpointError(f"{source}: entries that are not tensors: {listing(not_tensors)}")
     return picked
 
 
 def check_vae_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str, prefix: str = "") -> None:
     """Raise `VAECheckpointError` naming missing, unexpected and mis-shaped tensors (names shown with `prefix`)."""
-    own = model.state_dict()
-    missing = [prefix + k for k in own if k not in state]
-    unexpected = [prefix + k for k in state if k not in own]
-    shapes = [
-        f"{prefix}{k}: file {list(state[k].shape)} vs model {list(own[k].shape)}"
-        for k in own
-        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    parts = []
-    if missing:
-        parts.append(f"missing tensors: {_listing(missing)}")
-    if unexpected:
-        parts.append(f"unexpected tensors: {_listing(unexpected)}")
-    if shapes:
-        parts.append(f"mis-shaped tensors: {_listing(shapes)}")
+    diff = state_dict_diff({k: v.shape for k, v in model.state_dict().items()}, state, prefix)
+    parts = diff.parts(("missing tensors", "unexpected tensors", "mis-shaped tensors"))
     if parts:
         raise VAECheckpointError(f"{source}: does not match {type(model).__name__}: " + "; ".join(parts))
 
@@ -132,7 +116,7 @@ def vae_from_state(state: Mapping[str, Any], *, prefix: Optional[str] = None, cf
     check_vae_state(vae, tensors, source, prefix)
     bad_dtype = [prefix + k for k, v in tensors.items() if not v.is_floating_point()]
     if bad_dtype:
-        raise VAECheckpointError(f"{source}: tensors that are not floating point: {_listing(bad_dtype)}")
+        raise VAECheckpointError(f"{source}: tensors that are not floating point: {listing(bad_dtype)}")
     vae = vae.to_empty(device=device).to(dtype)
     vae.load_state_dict(tensors, strict=True)
     return vae.eval().requires_grad_(False)

@@ -15,6 +15,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from common.state_dict_diff import listing, state_dict_diff
 from policies.prismaudio.vae_checkpoint import read_state_file, unwrap_state
 
 
@@ -22,24 +23,9 @@ class WeightsError(ValueError):
     """A weights file that cannot be used; the message names the file and the tensors at fault."""
 
 
-def _listing(items: list[str], limit: int = 10) -> str:
-    return ", ".join(items[:limit]) + (f" ... ({len(items)} in all)" if len(items) > limit else "")
-
-
 def layout_problems(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, torch.Tensor]) -> list[str]:
     """Missing, unexpected and mis-shaped names of `state` against name -> shape `expected`."""
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k}: file {list(state[k].shape)} vs model {list(expected[k])}"
-              for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k])]
-    problems = []
-    if missing:
-        problems.append(f"missing: {_listing(missing)}")
-    if unexpected:
-        problems.append(f"unexpected: {_listing(unexpected)}")
-    if shapes:
-        problems.append(f"mis-shaped: {_listing(shapes)}")
-    return problems
+    return state_dict_diff(expected, state).parts(limit=10)
 
 
 def read_weights(path: str) -> dict[str, torch.Tensor]:
@@ -52,7 +38,7 @@ def read_weights(path: str) -> dict[str, torch.Tensor]:
     state = dict(unwrap_state(obj))
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise WeightsError(f"{path}: entries that are not tensors: {_listing(bad)}")
+        raise WeightsError(f"{path}: entries that are not tensors: {listing(bad)}")
     return state
 
 
@@ -78,7 +64,7 @@ def ordered_export(model_keys: list[str], state: Mapping[str, torch.Tensor], sou
     missing = [k for k in model_keys if k not in state]
     unexpected = [k for k in state if k not in set(model_keys)]
     if missing or unexpected:
-        raise WeightsError(f"{source}: cannot export: missing {_listing(missing)}; unexpected {_listing(unexpected)}")
+        raise WeightsError(f"{source}: cannot export: missing {listing(missing)}; unexpected {listing(unexpected)}")
     out = OrderedDict()
     for k in model_keys:
         t = state[k].detach().cpu()

@@ -9,6 +9,8 @@ from typing import Mapping
 
 import torch
 
+from common.state_dict_diff import state_dict_diff
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, or does not fit the model; the message names the path."""
@@ -16,25 +18,9 @@ class CheckpointError(RuntimeError):
 
 def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str) -> None:
     """Raise `CheckpointError` naming missing keys, unexpected keys and shape mismatches, if any."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        def head(items):
-            return ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "")
-
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {head(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {head(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatches: {head(shapes)}")
+    diff = state_dict_diff({k: v.shape for k, v in model.state_dict().items()}, state, shape=tuple)
+    parts = diff.parts(("missing keys", "unexpected keys", "shape mismatches"))
+    if parts:
         raise CheckpointError(f"{path}: does not match {type(model).__name__}: " + "; ".join(parts))
 
 
