@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -40,8 +39,8 @@ from typing import Any, Callable
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from orchestrator.config.argv import split_args, wants_help
-from orchestrator.config.load import ConfigError, load_config
+from orchestrator.config.argv import command_config
+from orchestrator.config.load import ConfigError
 from orchestrator.config.schema import PrismConfig
 
 OPTION_PREFIX = "bench."
@@ -166,15 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prismrl bench: unknown benchmark '{name}'; available: {', '.join([*BENCHMARKS, *DELEGATED])}",
               file=sys.stderr)
         return 2
-    if wants_help(rest, __doc__):
-        return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     bench_items = [a[len(OPTION_PREFIX):] for a in rest if a.startswith(OPTION_PREFIX)]
-    preset, overrides = split_args([a for a in rest if not a.startswith(OPTION_PREFIX)], BENCHMARKS[name].preset)
+    config_args = [a for a in rest if not a.startswith(OPTION_PREFIX)]
     try:
         options_cls, _, _ = BENCHMARKS[name].load()
         opts = parse_options(options_cls, bench_items, name)
-        cfg = load_config(preset, overrides, command=f"bench-{name}")
+        cfg = command_config(config_args, f"bench-{name}", __doc__, default_preset=BENCHMARKS[name].preset)
+        if cfg is None:
+            return 0
         run_benchmark(name, cfg, opts)
     except GpuUnavailable as e:
         print(str(e), file=sys.stderr)

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from orchestrator.config.argv import config_from_argv, wants_help
+from orchestrator.config.argv import command_config
 
 log = logging.getLogger("prismrl.demo")
 
@@ -20,10 +20,9 @@ log = logging.getLogger("prismrl.demo")
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `prismrl demo` (and `make demo`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if wants_help(argv, __doc__):
+    cfg = command_config(argv, "demo", __doc__)
+    if cfg is None:
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = config_from_argv(argv, "demo")
     t0 = time.perf_counter()
     manifest = cfg.data.manifest
     if not os.path.exists(manifest):

@@ -19,8 +19,7 @@ import sys
 from typing import Any
 
 from common.types import TEACHERS
-from orchestrator.config.argv import split_args, wants_help
-from orchestrator.config.load import load_config
+from orchestrator.config.argv import command_config, split_own
 from orchestrator.config.schema import PrismConfig
 from orchestrator.evaluation.evaluate import HEADLINE, load_eval_clips, run_eval
 
@@ -95,12 +94,10 @@ def write_report(result: dict[str, Any], run_dir: str) -> str:
 
 def main(argv: list[str]) -> int:
     """Entry point of `prismrl bench ablation [CONFIG] [steps=N] [pretrained=PATH] [key=value ...]`."""
-    if wants_help(argv, __doc__):
+    argv, extra = split_own(argv, ("steps", "pretrained"))
+    cfg = command_config(argv, "ablation", __doc__)
+    if cfg is None:
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    preset, overrides = split_args(argv)
-    extra = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] in ("steps", "pretrained")}
-    cfg = load_config(preset, [o for o in overrides if o.split("=", 1)[0] not in extra], command="ablation")
     pretrained = extra.get("pretrained") or cfg.policy.checkpoint
     if not pretrained:
         print("prismrl bench ablation: needs pretrained=PATH or policy.checkpoint", file=sys.stderr)

@@ -27,8 +27,7 @@ import numpy as np
 import torch
 
 from common.types import COT_MODULES, TEACHERS, Clip, Grade
-from orchestrator.config.argv import split_args, wants_help
-from orchestrator.config.load import load_config
+from orchestrator.config.argv import command_config, split_args, wants_help
 from orchestrator.config.schema import PrismConfig
 from orchestrator.evaluation.paired import paired_differences, paired_markdown
 from orchestrator.evaluation.fd_logmel import frechet_audio_distance
@@ -241,9 +240,8 @@ def main(argv: list[str]) -> int:
     """Entry point of `prismrl eval`."""
     if wants_help(argv, __doc__):
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     preset, overrides = eval_overrides(argv)
-    cfg = load_config(preset, overrides, command="eval")
+    cfg = command_config([preset, *overrides], "eval", __doc__)
     try:
         result = run_eval(cfg)
     except (FileNotFoundError, ValueError) as e:

@@ -30,8 +30,7 @@ import soundfile as sf
 import torch
 
 from common.types import COT_MODULES, Clip
-from orchestrator.config.argv import split_args, wants_help
-from orchestrator.config.load import load_config
+from orchestrator.config.argv import command_config, split_own
 from orchestrator.config.schema import PrismConfig
 from orchestrator.data import storage
 from orchestrator.data.reader import decode_video
@@ -203,12 +202,10 @@ def run_generate(cfg: PrismConfig, checkpoint: str, source: str, cot: Optional[s
 
 def main(argv: list[str]) -> int:
     """Entry point of `prismrl generate`."""
-    if wants_help(argv, __doc__):
+    argv, args = split_own(argv, ARGS)
+    cfg = command_config(argv, "generate", __doc__, level=logging.WARNING)
+    if cfg is None:
         return 0
-    logging.basicConfig(level=logging.WARNING)
-    preset, overrides = split_args(argv)
-    args = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] in ARGS}
-    cfg = load_config(preset, [o for o in overrides if o.split("=", 1)[0] not in ARGS], command="generate")
     checkpoint = args.get("checkpoint") or cfg.policy.checkpoint
     if not checkpoint or not args.get("input"):
         print("prismrl generate: needs checkpoint=PATH and input=VIDEO|FOLDER|MANIFEST", file=sys.stderr)

@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from common.types import TEACHERS
-from orchestrator.config.argv import config_from_argv, wants_help
+from orchestrator.config.argv import command_config
 from orchestrator.config.load import ConfigError, carry_secrets, load_config, to_dict
 from orchestrator.config.schema import PrismConfig
 from orchestrator.sweeps.report import mark_pareto, markdown_table, pareto_png, sorted_rows
@@ -196,10 +196,9 @@ def write_report(rows: list[dict[str, Any]], sweep_dir: str, ref_weights: dict[s
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `prismrl sweep`; exit code 1 when no trial finished."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if wants_help(argv, __doc__):
+    cfg = command_config(argv, "sweep", __doc__)
+    if cfg is None:
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = config_from_argv(argv, "sweep")
     out = run_sweep(cfg)
     print(out["table"])
     print(f"\nsweep dir: {cfg.run_dir}  ({out['wall_s']:.0f} s)")

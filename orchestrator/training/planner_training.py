@@ -22,7 +22,7 @@ import torch
 
 from common.soundclasses import SOUND_CLASSES
 from common.types import Clip
-from orchestrator.config.argv import config_from_argv, wants_help
+from orchestrator.config.argv import command_config
 from orchestrator.config.schema import PrismConfig
 from policies.planner.config import PlannerConfig
 from policies.planner.facts import mean_accuracy, plan_accuracy
@@ -140,12 +140,11 @@ def output_dir(cfg: PrismConfig) -> str:
 
 def main(argv: list[str]) -> int:
     """Entry point of `prismrl train-planner [CONFIG] [key=value ...]`."""
-    if wants_help(argv, __doc__):
-        return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     from orchestrator.training.pretrain import load_clips
 
-    cfg = config_from_argv(argv, command="train-planner")
+    cfg = command_config(argv, "train-planner", __doc__)
+    if cfg is None:
+        return 0
     torch.set_num_threads(max(1, cfg.pretrain.torch_threads))
     train, val = load_clips(cfg)
     os.makedirs(cfg.run_dir, exist_ok=True)

@@ -26,10 +26,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from common.types import Clip
-from orchestrator.config.argv import config_from_argv, wants_help
+from orchestrator.config.argv import command_config
 from orchestrator.config.schema import PrismConfig
 from policies.checkpoint import load_policy, load_trainer_state, save_policy
 from policies.crop import random_crop
@@ -256,10 +255,9 @@ def run_pretrain(cfg: PrismConfig) -> dict:
 
 def main(argv: list[str]) -> int:
     """Entry point of `prismrl pretrain [CONFIG] [key=value ...]`."""
-    if wants_help(argv, __doc__):
+    cfg = command_config(argv, "pretrain", __doc__)
+    if cfg is None:
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    cfg = config_from_argv(argv, command="pretrain")
     summary = run_pretrain(cfg)
     print(json.dumps(summary, indent=2))
     return 0

@@ -12,9 +12,9 @@ import time
 from typing import Any
 
 from common.types import TEACHERS
-from orchestrator.config.argv import config_from_argv, wants_help
+from orchestrator.config.argv import command_config
 from orchestrator.config.load import to_dict
-from orchestrator.config.redact import mask_secrets_in_logs, redact_text
+from orchestrator.config.redact import redact_text
 from orchestrator.config.schema import PrismConfig
 from orchestrator.evaluation.paired import paired_differences
 from orchestrator.runtime.plots import reward_curves_png
@@ -166,11 +166,9 @@ def _fmt(vals: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `prismrl train` and `python -m orchestrator.training.train`."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if wants_help(argv, __doc__):
+    cfg = command_config(argv, "train", __doc__)
+    if cfg is None:
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = config_from_argv(argv, "train")
-    mask_secrets_in_logs(to_dict(cfg, secrets=True))
     summary = run_training(cfg)
     print(f"run dir: {cfg.run_dir}")
     print(f"val_before: {_fmt(summary['val_before'])}")

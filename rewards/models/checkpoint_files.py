@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import torch
 
 from rewards.base import TeacherError
+from rewards.models import state_dict_io
 from rewards.models.state_dict_io import CheckpointError, check_state_dict, read_checkpoint
 
 
@@ -38,14 +39,11 @@ def load_weights_only(path: str, owner: str) -> dict:
 
 
 def unwrap_state_dict(checkpoint: Any, path: str, owner: str, key: str = "state_dict") -> dict[str, torch.Tensor]:
-    """The tensor dict inside a checkpoint: `checkpoint[key]` when present, else the checkpoint itself."""
-    state = checkpoint.get(key, checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
-    if not isinstance(state, Mapping) or not state:
-        raise TeacherError(f"{owner}: checkpoint '{path}' holds no state dict (expected a dict of tensors or '{key}')")
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise TeacherError(f"{owner}: checkpoint '{path}': entries that are not tensors: {bad[:5]}")
-    return dict(state)
+    """The tensor dict inside a checkpoint (`state_dict_io.unwrap_state_dict`); errors name owner and path."""
+    try:
+        return state_dict_io.unwrap_state_dict(checkpoint, path, key)
+    except CheckpointError as err:
+        raise TeacherError(f"{owner}: checkpoint {err}") from err
 
 
 def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

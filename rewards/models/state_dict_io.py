@@ -5,7 +5,7 @@ Shared by the model packages under `rewards/models/` (Synchformer, StereoCRW).
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 
@@ -14,6 +14,18 @@ from common.state_dict_diff import state_dict_diff
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, or does not fit the model; the message names the path."""
+
+
+def unwrap_state_dict(checkpoint: Any, path: str, key: str = "state_dict") -> dict[str, torch.Tensor]:
+    """The tensor dict inside a checkpoint: `checkpoint[key]` when present, else the checkpoint itself;
+    `CheckpointError` naming the path when there is none or an entry is not a tensor."""
+    state = checkpoint.get(key, checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
+    if not isinstance(state, Mapping) or not state:
+        raise CheckpointError(f"'{path}' holds no state dict (expected a dict of tensors or '{key}')")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"'{path}': entries that are not tensors: {bad[:5]}")
+    return dict(state)
 
 
 def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str) -> None:

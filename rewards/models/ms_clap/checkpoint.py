@@ -15,7 +15,7 @@ from typing import Mapping
 
 import torch
 
-from rewards.models.state_dict_io import CheckpointError, check_state_dict, read_checkpoint
+from rewards.models.state_dict_io import CheckpointError, check_state_dict, read_checkpoint, unwrap_state_dict
 
 LEGACY_MASKED_BIAS = -1e4
 """Value of the legacy `attn.masked_bias` buffers."""
@@ -24,17 +24,6 @@ LEGACY_MASKED_BIAS = -1e4
 def legacy_gpt2_buffers(n_layers: int, prefix: str = "caption_encoder.base.") -> list[str]:
     """Names of the old-transformers GPT-2 attention buffers: `h.<i>.attn.bias` and `.masked_bias` per block."""
     return [f"{prefix}h.{i}.attn.{b}" for i in range(n_layers) for b in ("bias", "masked_bias")]
-
-
-def unwrap_model_state(obj: Mapping, path: str) -> dict[str, torch.Tensor]:
-    """The flat state dict of a msclap checkpoint: `obj['model']` as released, or `obj` when it is one already."""
-    state = obj["model"] if "model" in obj else obj
-    if not isinstance(state, Mapping) or not state:
-        raise CheckpointError(f"{path}: holds no state dict (expected {{'model': {{name: tensor}}}})")
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"{path}: entries that are not tensors: {bad[:5]}")
-    return dict(state)
 
 
 def check_legacy_buffers(state: dict[str, torch.Tensor], n_layers: int, n_positions: int,
@@ -86,7 +75,7 @@ def check_derived_buffers(model: torch.nn.Module, state: Mapping[str, torch.Tens
 
 def load_ms_clap_state(model: torch.nn.Module, path: str) -> None:
     """Load `path` into `model` strictly (see the module docstring); the model's arch gives the legacy buffer sizes."""
-    state = unwrap_model_state(read_checkpoint(path), path)
+    state = unwrap_state_dict(read_checkpoint(path), path, key="model")
     arch = model.arch
     state = check_legacy_buffers(state, arch.text_layers, arch.text_positions, path)
     check_state_dict(model, state, path)
