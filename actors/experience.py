@@ -1,14 +1,18 @@
-"""The learner's batch format: window transitions of rollouts, one row per (sample, SDE step).
+"""The learner's batch formats: rows of experience, all sharing one row interface (`RowBatch`).
 
+`TransitionBatch` (GRPO): window transitions of rollouts, one row per (sample, SDE step).
+`CleanSampleBatch` (DiffusionNFT): finished samples, one row per (sample, forward draw).
 Plain, picklable data (tensors on the CPU while it travels through the Ray object store).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import ClassVar, Optional, Sequence, TypeVar
 
 import torch
+
+B = TypeVar("B", bound="RowBatch")
 
 ROW_FIELDS: tuple[str, ...] = (
     "latents", "next_latents", "sigmas", "sigmas_next", "old_log_probs", "advantages", "versions",
@@ -20,9 +24,71 @@ MODEL_INPUT_FIELDS: tuple[str, ...] = ("latents", "next_latents")
 scalars (sigmas, log-probs, advantages) stay float32 so ratios are computed at full precision."""
 
 
+class RowBatch:
+    """What every batch format shares: tensor fields with M rows (`row_fields`), per-row condition
+    inputs, clip ids; row selection, device/dtype moves and validation work on any of them."""
+
+    row_fields: ClassVar[tuple[str, ...]] = ()
+    """Tensor fields whose first dim is the row dim M."""
+    model_input_fields: ClassVar[tuple[str, ...]] = ()
+    """Tensor fields that `to(dtype=...)` casts (with the floating condition inputs)."""
+    cond_inputs: dict[str, torch.Tensor]
+    clip_ids: list[str]
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def __len__(self) -> int:
+        return int(getattr(self, self.row_fields[0]).shape[0])
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field whose row count differs from the first row field's."""
+        m = len(self)
+        name0 = type(self).__name__
+        for name in self.row_fields:
+            t = getattr(self, name)
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{name0}.{name} must be a torch.Tensor, got {type(t).__name__}")
+            if t.ndim == 0 or t.shape[0] != m:
+                raise ValueError(f"{name0}.{name} has shape {tuple(t.shape)}; expected {m} rows")
+        for key, t in self.cond_inputs.items():
+            if not isinstance(t, torch.Tensor) or t.ndim == 0 or t.shape[0] != m:
+                shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"{name0}.cond_inputs[{key!r}] has shape {shape}; expected {m} rows")
+        if len(self.clip_ids) != m:
+            raise ValueError(f"{name0}.clip_ids has {len(self.clip_ids)} entries; expected {m} rows")
+
+    def select(self: B, index: torch.Tensor | Sequence[int]) -> B:
+        """The rows at `index` (a 1-D index tensor or list of row numbers), in that order."""
+        idx = torch.as_tensor(index, dtype=torch.long)
+        fields = {name: getattr(self, name)[idx] for name in self.row_fields}
+        return type(self)(
+            cond_inputs={k: v[idx] for k, v in self.cond_inputs.items()},
+            clip_ids=[self.clip_ids[i] for i in idx.tolist()],
+            **fields,
+        )
+
+    def to(self: B, device: torch.device | str, dtype: Optional[torch.dtype] = None) -> B:
+        """A copy on `device`; with dtype, the model-input fields and floating condition inputs are cast to it."""
+
+        def move(t: torch.Tensor, cast: bool) -> torch.Tensor:
+            if cast and dtype is not None and t.is_floating_point():
+                return t.to(device=device, dtype=dtype)
+            return t.to(device=device)
+
+        return dataclasses.replace(
+            self,
+            cond_inputs={k: move(v, True) for k, v in self.cond_inputs.items()},
+            **{name: move(getattr(self, name), name in self.model_input_fields) for name in self.row_fields},
+        )
+
+
 @dataclass
-class TransitionBatch:
+class TransitionBatch(RowBatch):
     """M recorded SDE transitions x_t -> x_next with what GRPO needs to re-score them."""
+
+    row_fields: ClassVar[tuple[str, ...]] = ROW_FIELDS
+    model_input_fields: ClassVar[tuple[str, ...]] = MODEL_INPUT_FIELDS
 
     cond_inputs: dict[str, torch.Tensor]
     """Per-row condition inputs (what `policy.prepare` returns, as tensors), batch dim M."""
@@ -43,76 +109,71 @@ class TransitionBatch:
     clip_ids: list[str]
     """Clip id of each row (for error messages and bookkeeping), length M."""
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def __len__(self) -> int:
-        return int(self.sigmas.shape[0])
-
     def validate(self) -> None:
-        """Raise ValueError naming the field whose row count differs from `sigmas`'."""
-        m = int(self.sigmas.shape[0])
-        for name in ROW_FIELDS:
-            t = getattr(self, name)
-            if not isinstance(t, torch.Tensor):
-                raise TypeError(f"TransitionBatch.{name} must be a torch.Tensor, got {type(t).__name__}")
-            if t.ndim == 0 or t.shape[0] != m:
-                raise ValueError(f"TransitionBatch.{name} has shape {tuple(t.shape)}; expected {m} rows")
-        for key, t in self.cond_inputs.items():
-            if not isinstance(t, torch.Tensor) or t.ndim == 0 or t.shape[0] != m:
-                shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                raise ValueError(f"TransitionBatch.cond_inputs[{key!r}] has shape {shape}; expected {m} rows")
-        if len(self.clip_ids) != m:
-            raise ValueError(f"TransitionBatch.clip_ids has {len(self.clip_ids)} entries; expected {m} rows")
+        """RowBatch's row checks, and latents and next_latents of one shape."""
+        super().validate()
         if self.latents.shape != self.next_latents.shape:
             raise ValueError(
                 f"TransitionBatch latents {tuple(self.latents.shape)} and next_latents "
                 f"{tuple(self.next_latents.shape)} differ"
             )
 
-    def select(self, index: torch.Tensor | Sequence[int]) -> "TransitionBatch":
-        """The rows at `index` (a 1-D index tensor or list of row numbers), in that order."""
-        idx = torch.as_tensor(index, dtype=torch.long)
-        fields = {name: getattr(self, name)[idx] for name in ROW_FIELDS}
-        return TransitionBatch(
-            cond_inputs={k: v[idx] for k, v in self.cond_inputs.items()},
-            clip_ids=[self.clip_ids[i] for i in idx.tolist()],
-            **fields,
-        )
 
-    def to(self, device: torch.device | str, dtype: Optional[torch.dtype] = None) -> "TransitionBatch":
-        """A copy on `device`; with dtype, latents and floating condition inputs are cast to it."""
+@dataclass
+class CleanSampleBatch(RowBatch):
+    """M (finished sample, forward draw) rows with what DiffusionNFT needs (policies/forward_draws.py)."""
 
-        def move(t: torch.Tensor, cast: bool) -> torch.Tensor:
-            if cast and dtype is not None and t.is_floating_point():
-                return t.to(device=device, dtype=dtype)
-            return t.to(device=device)
+    row_fields: ClassVar[tuple[str, ...]] = (
+        "clean_latents", "noise", "times", "old_velocity", "advantages", "versions")
+    model_input_fields: ClassVar[tuple[str, ...]] = ("clean_latents", "noise", "old_velocity")
 
-        return dataclasses.replace(
-            self,
-            cond_inputs={k: move(v, True) for k, v in self.cond_inputs.items()},
-            **{name: move(getattr(self, name), name in MODEL_INPUT_FIELDS) for name in ROW_FIELDS},
-        )
+    cond_inputs: dict[str, torch.Tensor]
+    """Per-row condition inputs (what `policy.prepare` returns, as tensors), batch dim M."""
+    clean_latents: torch.Tensor
+    """The finished sample x0 of the row, [M, *latent]."""
+    noise: torch.Tensor
+    """The draw's noise, [M, *latent]."""
+    times: torch.Tensor
+    """The draw's time t in (0, 1), [M]."""
+    old_velocity: torch.Tensor
+    """The rollout policy's conditional velocity at x_t = (1 - t) x0 + t noise, [M, *latent]."""
+    advantages: torch.Tensor
+    """Group-relative advantage of the sample, [M]."""
+    versions: torch.Tensor
+    """Weight version of the rollout policy that produced the sample, int64 [M]."""
+    clip_ids: list[str]
+    """Clip id of each row, length M."""
+
+    def validate(self) -> None:
+        """RowBatch's row checks, and clean_latents, noise and old_velocity of one shape."""
+        super().validate()
+        shapes = {n: tuple(getattr(self, n).shape) for n in ("clean_latents", "noise", "old_velocity")}
+        if len(set(shapes.values())) != 1:
+            raise ValueError(f"CleanSampleBatch: clean_latents, noise and old_velocity differ in shape: {shapes}")
 
 
-def concat(batches: Sequence[TransitionBatch]) -> TransitionBatch:
-    """All rows of `batches`, in order. Condition inputs must have the same keys in every batch."""
+def concat(batches: Sequence[B]) -> B:
+    """All rows of `batches` (one batch format), in order. Condition inputs must have the same keys in every batch."""
     if not batches:
         raise ValueError("concat: no batches given")
+    kinds = sorted({type(b).__name__ for b in batches})
+    if len(kinds) > 1:
+        raise ValueError(f"concat: batches of different formats {kinds}")
+    cls = type(batches[0])
     keys = set(batches[0].cond_inputs)
     for i, b in enumerate(batches):
         if set(b.cond_inputs) != keys:
             raise ValueError(
                 f"concat: batch {i} has condition keys {sorted(b.cond_inputs)}, batch 0 has {sorted(keys)}"
             )
-    return TransitionBatch(
+    return cls(
         cond_inputs={k: torch.cat([b.cond_inputs[k] for b in batches]) for k in batches[0].cond_inputs},
         clip_ids=[c for b in batches for c in b.clip_ids],
-        **{name: torch.cat([getattr(b, name) for b in batches]) for name in ROW_FIELDS},
+        **{name: torch.cat([getattr(b, name) for b in batches]) for name in cls.row_fields},
     )
 
 
-def split(batch: TransitionBatch, n: int) -> list[TransitionBatch]:
+def split(batch: B, n: int) -> list[B]:
     """n contiguous parts whose sizes differ by at most one (the first parts take the extra rows)."""
     if n < 1:
         raise ValueError(f"split: n must be >= 1, got {n}")
@@ -125,7 +186,7 @@ def split(batch: TransitionBatch, n: int) -> list[TransitionBatch]:
     return parts
 
 
-def minibatches(batch: TransitionBatch, size: int, generator: torch.Generator) -> list[TransitionBatch]:
+def minibatches(batch: B, size: int, generator: torch.Generator) -> list[B]:
     """Rows shuffled by `generator` then cut into chunks of `size` (the last may be smaller).
 
     Deterministic: the same generator state gives the same chunks."""
@@ -135,9 +196,7 @@ def minibatches(batch: TransitionBatch, size: int, generator: torch.Generator) -
     return [batch.select(order[i : i + size]) for i in range(0, len(batch), size)]
 
 
-def micro_batch_plan(
-    batch: TransitionBatch, count: int, generator: torch.Generator
-) -> list[tuple[TransitionBatch, float]]:
+def micro_batch_plan(batch: B, count: int, generator: torch.Generator) -> list[tuple[B, float]]:
     """Exactly `count` (micro-batch, loss weight) pairs over the rows of `batch`, shuffled by
     `generator`, chunk sizes differing by at most one.
 

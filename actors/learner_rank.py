@@ -39,6 +39,9 @@ CURRENT_WEIGHTS = "weights.safetensors"
 CLIENT_STATE_KEY = "prismrl_client_state"
 """Key under which the caller's client_state rides in DeepSpeed's checkpoint."""
 """DeepSpeed tag (sub-directory) of the engine's files inside a learner checkpoint."""
+SUMMED_LOSS_TIMINGS = ("ref_forward_s",)
+"""Loss metrics that are seconds: summed over the step's micro steps and reported as `time/<name>`
+(not averaged over rows like the other loss metrics)."""
 
 
 def deepspeed_config(cfg: LearnerConfig, max_grad_norm: float, micro_batch: int, num_params: int) -> dict:
@@ -169,7 +172,10 @@ class LearnerRank:
     # ----- training (collective) -----------------------------------------------------------
     def train_step(self, refs: list, step: int) -> dict[str, float]:
         """*Collective.* Fetch this rank's TransitionBatch refs, run inner_epochs passes of
-        micro-batches (one optimizer step each), update the EMA; return this rank's mean metrics.
+        micro-batches (one optimizer step each), update the EMA; return this rank's mean metrics and
+        the seconds spent over all micro steps (padding ones included) in `time/forward_s` (the
+        engine's forward: the loss, with the reference forward, itself also in `time/ref_forward_s`),
+        `time/backward_s` (with the gradient reduction across ranks) and `time/step_s` (optimizer).
 
         All ranks take the same number of micro steps: ceil(max rows over ranks / minibatch_size),
         agreed with an all-reduce; each rank cuts its rows into that many near-equal chunks, and a
@@ -190,15 +196,24 @@ class LearnerRank:
             raise InputsLost(lost or f"learner rank {self.rank}: another rank lost its experience of step {step}")
         count = max(1, math.ceil(int(agreed[0].item()) / self.grpo.minibatch_size))
         sums: dict[str, float] = {}
+        seconds = {"forward_s": 0.0, "backward_s": 0.0, "step_s": 0.0, **{k: 0.0 for k in SUMMED_LOSS_TIMINGS}}
         weight_total = 0.0
         grad_norms = []
         self.engine.train()
         for epoch in range(self.grpo.inner_epochs):
             gen = torch.Generator().manual_seed(shuffle_seed(self.seed, step, self.rank, epoch))
             for micro, weight in micro_batch_plan(batch, count, gen):
+                clock = self._clock()
                 loss, metrics = self.engine(micro)
+                seconds["forward_s"] += self._clock() - clock
+                clock = self._clock()
                 self.engine.backward(loss * weight)
+                seconds["backward_s"] += self._clock() - clock
+                clock = self._clock()
                 self.engine.step()
+                seconds["step_s"] += self._clock() - clock
+                for k in SUMMED_LOSS_TIMINGS:
+                    seconds[k] += float(metrics.pop(k, 0.0))
                 grad_norms.append(_as_float(self.engine.get_global_grad_norm()))
                 if weight > 0:
                     for k, v in metrics.items():
@@ -209,7 +224,14 @@ class LearnerRank:
         out = {k: v / weight_total for k, v in sums.items()}
         out.update(rows=float(len(batch)), micro_steps=float(count * self.grpo.inner_epochs),
                    grad_norm=float(np.nanmean(grad_norms)) if grad_norms else float("nan"))
+        out.update({f"time/{k}": v for k, v in seconds.items()})
         return out
+
+    def _clock(self) -> float:
+        """time.perf_counter(), after the GPU's queued work has finished (so it is counted where it was launched)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def _fetch(self, refs: list, step: int) -> tuple[Optional[TransitionBatch], Optional[str]]:
         """This rank's experience, or (None, why) when Ray lost it (its node died) or it did not arrive

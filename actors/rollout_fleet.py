@@ -34,6 +34,8 @@ class GroupRequest:
     """Members."""
     cot: dict[str, str] | None = None
     """Plan to use instead of the clip's own."""
+    forward_draws: int = 0
+    """DiffusionNFT: shared forward-process draws of the finished members to record (0 = none)."""
 
 
 @dataclass
@@ -81,7 +83,7 @@ class RolloutFleet:
     def _call(self, wi: int, req: GroupRequest) -> "PendingGroup":
         worker = self.workers[wi]
         refs = worker.rollout.options(num_returns=2 + req.group_size).remote(
-            req.clip_ref, req.seed, req.sde_steps, req.group_size, req.cot)
+            req.clip_ref, req.seed, req.sde_steps, req.group_size, req.cot, req.forward_draws)
         return PendingGroup(wi, worker, refs[0], refs[1], list(refs[2:]))
 
     def gather(self, requests: Sequence[GroupRequest], pending: list["PendingGroup"]) -> list[GroupRollout]:

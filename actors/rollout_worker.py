@@ -74,12 +74,15 @@ class RolloutWorker:
         return os.getpid()
 
     def rollout(self, clip: Clip, seed: int, sde_steps: list[int], group_size: int,
-                cot: dict[str, str] | None = None) -> tuple:
+                cot: dict[str, str] | None = None, forward_draws: int = 0) -> tuple:
         """Sample one group. Called with `num_returns = 2 + group_size`: returns (metadata, records
         payload, waveform_0 ... waveform_{G-1}) as separate objects, so the controller fetches only the
         metadata and hands the other refs on. Return values are owned by the caller, so they outlive
-        this worker should it die later in the step."""
-        from policies.rollout import rollout_group
+        this worker should it die later in the step. With `forward_draws` > 0 (DiffusionNFT) the payload
+        also holds that many shared (noise, time) draws of the finished members and this policy's
+        velocity at each (`payload["draws"]`, policies/forward_draws.py), from the same generator."""
+        from policies.forward_draws import forward_draws as draw
+        from policies.rollout import expand_conditions, rollout_group
 
         start = time.perf_counter()
         gen = torch.Generator().manual_seed(int(seed))
@@ -87,14 +90,19 @@ class RolloutWorker:
             prepared = self.policy.prepare([clip], None if cot is None else [cot])
             result = rollout_group(self.policy, prepared, group_size, self.sampler_cfg, list(sde_steps), gen,
                                    self.sampler_cfg.guidance_scale)
-        payload = {"records": _on_cpu(result.records), "prepared": prepared, "clip_id": clip.clip_id, "version": self.version}
+            draws = None
+            if forward_draws > 0:
+                cond = expand_conditions(self.policy.encode_conditions(prepared), group_size)
+                draws = _on_cpu(draw(self.policy, cond, result.latents_final, forward_draws, gen))
+        payload = {"records": _on_cpu(result.records), "prepared": prepared, "clip_id": clip.clip_id,
+                   "version": self.version, "draws": draws}
         meta = {"clip_id": clip.clip_id, "version": self.version, "sample_rate": self.policy.sample_rate,
                 "seconds": time.perf_counter() - start, "worker": self.index}
         return (meta, payload, *result.waveforms)
 
 
 def _on_cpu(records):
-    """The records with every tensor on the CPU (they travel through the object store to CPU tasks)."""
+    """The records (or forward draws) with every tensor on the CPU (they travel through the object store to CPU tasks)."""
     import dataclasses
 
     return dataclasses.replace(records, **{f.name: getattr(records, f.name).cpu() for f in dataclasses.fields(records)

@@ -9,6 +9,8 @@ each SDE window start:
    of the measurement) for the total reward, and for each teacher alone when `teachers_alone`;
 3. each group's gradient G_k = sum_i A_i * grad(sum over window steps of log p(x_next | x)) is
    computed at the checkpoint's weights (what the learner's first micro step follows: ratio 1);
+   with train.algorithm=nft it is minus the gradient of the group's DiffusionNFT objective over its
+   members and nft.draws shared forward draws, at v_old = v (orchestrator/nft/loss.py);
 4. orchestrator/grpo/snr.py turns their Gram matrix into the SNR of one group's gradient, its
    spread under no signal, the groups needed for SNR 1, and the expected cosine between the
    gradient of a whole run (grpo.steps x grpo.prompts_per_step groups) and the true one;
@@ -131,6 +133,41 @@ def _group_gradients(policy, results: list[Any], advantages: dict[str, np.ndarra
     return grads
 
 
+def _nft_group_gradients(policy, results: list[Any], advantages: dict[str, np.ndarray], cfg: PrismConfig,
+                         start_seed: int, progress) -> dict[str, np.ndarray]:
+    """DiffusionNFT's group gradients (train.algorithm=nft): G_k = -grad of the group's summed NFT
+    objective over its members and nft.draws shared forward draws, at v_old = v (the learner's first
+    micro step), for each reward's advantages; the direction that raises the reward."""
+    from orchestrator.nft.loss import nft_objective, optimality
+    from orchestrator.training.trainer import group_seed
+    from policies.forward_draws import forward_draws, noised
+    from policies.rollout import expand_conditions
+
+    params = [p for p in policy.parameters() if p.requires_grad]
+    n_params = sum(p.numel() for p in params)
+    grads = {name: np.zeros((len(results), n_params), dtype=np.float32) for name in advantages}
+    for k, res in enumerate(results):
+        x0 = res.latents_final
+        g, j, shape = x0.shape[0], cfg.nft.draws, tuple(x0.shape[1:])
+        cond = expand_conditions(policy.encode_conditions(res.prepared), g)
+        draws = forward_draws(policy, cond, x0, j, torch.Generator().manual_seed(group_seed(cfg.seed, start_seed, k, 7)))
+        rows_cond = expand_conditions(policy.encode_conditions(res.prepared), g * j)
+        clean = x0.repeat_interleave(j, dim=0)
+        noise = draws.noise.repeat(g, *([1] * len(shape)))
+        times = draws.times.repeat(g)
+        v = policy.velocity(noised(clean, noise, times), times, rows_cond)
+        old = draws.old_velocity.reshape(g * j, *shape)
+        names = list(advantages)
+        for i, name in enumerate(names):
+            r = optimality(torch.as_tensor(advantages[name][k], dtype=torch.float32).repeat_interleave(j), cfg.nft.adv_scale)
+            objective = nft_objective(v, old, noise - clean, r, cfg.nft.beta).sum()
+            parts = torch.autograd.grad(-objective, params, retain_graph=i < len(names) - 1, allow_unused=True)
+            grads[name][k] = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
+                                        for p, d in zip(params, parts)]).numpy()
+        progress.update(1)
+    return grads
+
+
 @contextlib.contextmanager
 def stepped_along(policy: torch.nn.Module, direction: np.ndarray, size: float):
     """Inside the block the trainable weights are theta + size * |theta| * direction / |direction|;
@@ -199,7 +236,7 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
     budget = cfg.grpo.steps * cfg.grpo.prompts_per_step
     out: dict[str, Any] = {
         "checkpoint": cfg.policy.checkpoint,
-        "trainable": cfg.policy.trainable, "noise_channels": cfg.sampler.noise_channels,
+        "algorithm": cfg.train.algorithm, "trainable": cfg.policy.trainable, "noise_channels": cfg.sampler.noise_channels,
         "guidance_scale": cfg.sampler.guidance_scale,
         "trainable_params": sum(p.numel() for p in policy.parameters() if p.requires_grad),
         "group_size": cfg.grpo.group_size, "groups": opts.groups, "clips": len(clips),
@@ -218,7 +255,10 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
             rewards.update(per_teacher)
         advantages = {name: group_advantages(r, cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
                       for name, r in rewards.items()}
-        grads = _group_gradients(policy, results, advantages, cfg, progress)
+        if cfg.train.algorithm == "nft":
+            grads = _nft_group_gradients(policy, results, advantages, cfg, start, progress)
+        else:
+            grads = _group_gradients(policy, results, advantages, cfg, progress)
 
         def snr_rows(gradients: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
             rows = {}
@@ -233,7 +273,8 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
         for spec in opts.trainables:
             variant = apply_trainable(copy.deepcopy(base), dataclasses.replace(cfg.policy, trainable=spec)).eval()
             progress.total += opts.groups
-            variant_grads = _group_gradients(variant, results, advantages, cfg, progress)
+            variant_grads = (_nft_group_gradients(variant, results, advantages, cfg, start, progress)
+                             if cfg.train.algorithm == "nft" else _group_gradients(variant, results, advantages, cfg, progress))
             by_trainable[spec] = {"trainable_params": sum(p.numel() for p in variant.parameters() if p.requires_grad),
                                   "rewards": snr_rows(variant_grads)}
             del variant_grads, variant
@@ -286,7 +327,8 @@ def groups_needed(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def markdown(result: dict[str, Any]) -> str:
     """One row per window start and reward: spreads, SNR per group, groups for SNR 1, the run's cosine."""
-    settings = ", ".join(f"{k} {result[k]}" for k in ("trainable", "noise_channels", "guidance_scale") if k in result)
+    settings = ", ".join(f"{k} {result[k]}" for k in ("algorithm", "trainable", "noise_channels", "guidance_scale")
+                         if k in result)
     lines = [
         (f"Settings: {settings}. " if settings else "") +
         f"{result['trainable_params']:,} trainable parameters; {result['groups']} groups of {result['group_size']} per "

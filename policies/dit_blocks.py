@@ -31,7 +31,7 @@ class TimestepEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(freq_dim, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(sinusoidal(t * 1000.0, self.freq_dim))
+        return self.mlp(sinusoidal(t * 1000.0, self.freq_dim).to(self.mlp[0].weight.dtype))
 
 
 class Attention(nn.Module):

@@ -106,7 +106,7 @@ class SmallDiTPolicy(Policy):
         frames = prepared["frames"].to(dev)
         video_mask = prepared["video_mask"].to(dev)
         features = self.video(frames)
-        video = features + self.video_pos[: frames.shape[1]] + self.video_segment
+        video = features + self.video_pos[: frames.shape[1]].to(features.dtype) + self.video_segment
         text, text_mask = self.text(prepared["text_ids"].to(dev), prepared["text_mask"].to(dev))
         tokens = torch.cat([video, text], 1)
         mask = torch.cat([video_mask, text_mask], 1)
@@ -150,7 +150,7 @@ class SmallDiTPolicy(Policy):
         m = mask.to(ctx.dtype)[..., None]
         pooled = (ctx * m).sum(1) / m.sum(1).clamp_min(1.0)
         c = self.t_embed(t) + self.pool_proj(pooled)
-        h = self.x_in(x_t) + self.audio_pos[:frames]
+        h = self.x_in(x_t) + self.audio_pos[:frames].to(x_t.dtype)  # fp32 buffer under a bf16 learner
         if "sync" in cond:
             h = h + cond["sync"][:, self.sync_index[:frames]]
         for block in self.blocks:

@@ -71,5 +71,5 @@ class FrameEncoder(nn.Module):
         x = frames.float() / 127.5 - 1.0
         if self.motion:
             x = torch.cat([x, frame_differences(frames)], 2)
-        x = x.reshape(b * t, *x.shape[2:])
+        x = x.reshape(b * t, *x.shape[2:]).to(self.proj.weight.dtype)  # the weights' dtype (a bf16 learner)
         return self.proj(self.conv(x).reshape(b, t, -1))

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.efficiency import (CurvePoint, EfficiencyOptions, compare, curve_from_history, mix_slide_period,
                                    schedule_config)
+from benchmarks.plan_following import PlanFollowingOptions
 from benchmarks.throughput import ThroughputOptions, overhead_fraction, rollout_critical_path, step_stages
 from orchestrator.cli.bench import PoolsOptions, main as bench_main, parse_options, run_benchmark
 from orchestrator.config import load_config
@@ -235,3 +236,49 @@ def test_gradsnr_reports_the_gradient_snr_of_every_reward_per_window_start(tiny_
     md = (run_dir / "gradsnr.md").read_text()
     assert "| 0 | total |" in md and "Step check" in md
     assert "gradsnr.json" in capsys.readouterr().out
+
+
+def test_class_hit_and_paired_difference_hand_numbers():
+    from benchmarks.plan_following import class_hit, paired_mean_se
+
+    assert class_hit(["buzz", "bell", "rain", "buzz"], ["buzz"]) == 0.5
+    assert class_hit([], ["buzz"]) == 0.0
+    mean, se = paired_mean_se([1.0, 0.5, 0.0], [0.0, 0.5, 0.0])
+    assert mean == pytest.approx(1 / 3) and se == pytest.approx(np.std([1.0, 0.0, 0.0], ddof=1) / np.sqrt(3))
+
+
+@pytest.mark.slow
+def test_plan_following_compares_ground_truth_codec_and_policy(tiny_world):
+    root, manifest = tiny_world
+    cfg = tiny_cfg(root, manifest, "plan")
+    result = run_benchmark("plan_following", cfg, PlanFollowingOptions(clips=3))
+    saved = json.loads((root / "plan" / "plan_following.json").read_text())
+    assert saved["clips"] == 3 and set(saved["sources"]) == {"ground_truth", "codec", "policy"}
+    for source, row in saved["sources"].items():
+        assert 0.0 <= row["class_hit"] <= 1.0 and 0.0 <= row["semantic_reward"] <= 1.0, source
+        assert row["segments_per_clip"] == pytest.approx(sum(row["top_classes"].values()) / 3), source
+    # The ground truth names its own classes: it hits its own plan more often than the next clip's.
+    gt = result["sources"]["ground_truth"]
+    assert gt["class_hit"] > gt["class_hit_other_plan"]
+    assert "| policy |" in (root / "plan" / "plan_following.md").read_text()
+    with pytest.raises(ValueError, match="bench.split=test.*needs >= 2"):
+        run_benchmark("plan_following", cfg, PlanFollowingOptions(split="test", clips=1))
+
+
+@pytest.mark.slow
+def test_gradsnr_measures_diffusion_nft_group_gradients(tiny_world):
+    root, manifest = tiny_world
+    run_dir = root / "snr_nft"
+    code = bench_main(["gradsnr", "tiny", f"run_dir={run_dir}", f"data.manifest={manifest}",
+                       f"policy.checkpoint={root / 'policy'}", "grpo.group_size=4", "tracking.progress=false",
+                       "train.algorithm=nft", "nft.draws=2", "sampler.schedule=flow_grpo", "sampler.noise_level=0",
+                       "bench.groups=3", "bench.window_starts=[0]", "bench.clips=2", "bench.null_draws=20",
+                       "bench.step_check=all", "bench.step_sizes=[0.001]"])
+    assert code == 0
+    saved = json.loads((run_dir / "gradsnr.json").read_text())
+    assert saved["algorithm"] == "nft"
+    total = saved["starts"]["0"]["rewards"]["total"]
+    # ODE rollouts from independent noises differ, so the NFT group gradients are not zero.
+    assert total["within_group_std"] > 0 and total["noise_trace"] > 0
+    assert all(np.isfinite([st["diff"], st["total_diff"]]).all() for st in total["steps"])
+    assert "algorithm nft" in (run_dir / "gradsnr.md").read_text()

@@ -137,7 +137,8 @@ def test_grpo_loss_is_ppo_plus_beta_kl_and_ref_gets_no_grad():
     kl = 0.02**2 / (2 * 0.4**2)
     assert metrics["kl"] == pytest.approx(kl, rel=1e-4)
     assert loss.item() == pytest.approx(ppo.item() + 0.5 * kl, rel=1e-5)
-    assert set(metrics) == {"loss", "policy_loss", "kl", "clip_fraction", "approx_kl", "ratio_mean"}
+    assert set(metrics) == {"loss", "policy_loss", "kl", "clip_fraction", "approx_kl", "ratio_mean", "ref_forward_s"}
+    assert math.isfinite(metrics["ref_forward_s"]) and metrics["ref_forward_s"] > 0  # kl_beta > 0: the reference ran
     loss.backward()
     assert policy.lin.weight.grad is not None and all(p.grad is None for p in ref.parameters())
 
@@ -150,6 +151,7 @@ def test_grpo_loss_step_raises_log_prob_of_positive_advantage_rows():
     loss, m = grpo_loss(policy, copy.deepcopy(policy), batch, GRPOConfig(clip_range=0.5, kl_beta=0.0), 1.0, 0.5,
                         log_prob_fn=gauss_log_prob)
     assert m["ratio_mean"] == pytest.approx(1.0) and m["clip_fraction"] == 0.0
+    assert m["ref_forward_s"] == 0.0  # kl_beta = 0: no reference forward
     loss.backward()
     opt.step()
     with torch.no_grad():

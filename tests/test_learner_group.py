@@ -4,9 +4,11 @@ DeepSpeed start-up is slow (~30 s a group), so each group is built once in a mod
 runs a short scripted session and records what the tests then check.
 """
 import functools
+import math
 import pickle
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -181,9 +183,12 @@ def zero2_run(groups):
     group = groups["zero2"]
     shards = _shards()
     published = [ray.get(group.get_weights()[1])]
-    losses = []
+    losses, step_metrics, walls = [], [], []
     for step in range(3):
-        losses.append(group.train_step(shards, step)["loss"])
+        clock = time.perf_counter()
+        step_metrics.append(group.train_step(shards, step))
+        walls.append(time.perf_counter() - clock)
+        losses.append(step_metrics[-1]["loss"])
         published.append(ray.get(group.get_weights()[1]))
     views = group.rank_views()
     ema_version, ema_ref = group.get_ema_weights()
@@ -194,7 +199,8 @@ def zero2_run(groups):
     uneven_metrics = group.train_step(uneven, 3)
     after_uneven = group.rank_views()
     return dict(losses=losses, published=published, views=views, ema=ema, ema_version=ema_version,
-                version=version, uneven_metrics=uneven_metrics, after_uneven=after_uneven)
+                version=version, uneven_metrics=uneven_metrics, after_uneven=after_uneven,
+                step_metrics=step_metrics, walls=walls)
 
 
 def test_zero2_loss_decreases_and_ranks_hold_identical_weights(zero2_run):
@@ -210,6 +216,15 @@ def test_zero2_loss_decreases_and_ranks_hold_identical_weights(zero2_run):
         assert torch.allclose(final[name], rank0[name], atol=0), name
     assert not torch.equal(final["gain"], zero2_run["published"][0]["gain"])
     assert zero2_run["version"] == 3 and zero2_run["ema_version"] == 3
+
+
+def test_learner_steps_report_where_their_time_went(zero2_run):
+    for m, wall in zip(zero2_run["step_metrics"], zero2_run["walls"]):
+        parts = [m[k] for k in ("time/forward_s", "time/backward_s", "time/step_s", "time/ref_forward_s")]
+        assert all(math.isfinite(p) and p > 0 for p in parts), m  # kl_beta > 0: the reference runs too
+        assert m["time/ref_forward_s"] <= m["time/forward_s"]  # inside the engine's forward
+        assert m["time/forward_s"] + m["time/backward_s"] + m["time/step_s"] <= wall
+        assert "ref_forward_s" not in m  # summed as a time, not averaged over rows
 
 
 def test_zero2_optimizer_state_is_sharded(zero2_run):

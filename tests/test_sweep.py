@@ -54,6 +54,7 @@ def test_weight_space_grid_random_and_fixed():
     ("sweep.weights.aesthetic=[-1.0]", "sweep.weights.aesthetic"),
     ("sweep.num_samples=0", "sweep.num_samples"),
     ("sweep.task_cpus=0", "sweep.task_cpus"),
+    ("sweep.pareto_z=-1", "sweep.pareto_z"),
 ])
 def test_bad_sweep_settings_name_the_key(override, key):
     cfg = load_config("tiny", ["sweep.search=random", override])
@@ -105,9 +106,13 @@ def test_trial_result_carries_a_comparable_total():
 
 # ----- report ---------------------------------------------------------------------------------------
 def _row(name, val, status="ok", error=None):
+    """A trial row whose change from before training is its value (before = 0), s.e. 0.001, no per-clip values."""
     total = reference_total(val, {t: 1.0 for t in TEACHERS}) if val else math.nan
+    change = {t: {"diff": v, "se": 0.001} for t, v in val.items()}
+    if val:
+        change["total_ref"] = {"diff": total, "se": 0.002}
     return {"trial": name, "status": status, "weights": {t: 0.5 for t in TEACHERS}, "val": val,
-            "val_total_ref": total, "steps": 4, "error": error}
+            "val_total_ref": total, "steps": 4, "error": error, "change": change, "val_clips": {}}
 
 
 def test_report_marks_pareto_trials_and_lists_failures(tmp_path):
@@ -120,12 +125,16 @@ def test_report_marks_pareto_trials_and_lists_failures(tmp_path):
     assert [r["pareto"] for r in rows] == [True, False, True, False]
     table = markdown_table(rows, {"semantic": 0.3, "timing": 0.1, "aesthetic": 0.3, "spatial": -2.0, "total_ref": -1.3})
     lines = table.splitlines()
-    assert lines[0].startswith("| trial | w_sem | w_tim | w_aes | w_spa | semantic | timing | aesthetic | spatial")
+    assert lines[0].startswith("| trial | w_sem | w_tim | w_aes | w_spa | semantic (Δ ± s.e.) | timing (Δ ± s.e.) | "
+                               "aesthetic (Δ ± s.e.) | spatial (Δ ± s.e.) | total (sweep w) | pareto | dominated by")
     assert lines[2].startswith("| before training |")
     assert lines[3].startswith("| trial-00002 |") and "| * |" in lines[3]  # Pareto first, best total first
     assert lines[4].startswith("| trial-00000 |") and "| * |" in lines[4]
     assert "| * |" not in next(line for line in lines if "trial-00001" in line)
-    assert lines[-1].startswith("| trial-00003 |") and "error: RuntimeError: learner rank 0 failed |" in lines[-1]
+    assert "| 0.4000 (**+0.4000 ± 0.0010**) |" in lines[3]
+    assert "| trial-00000 | 4 | ok |" in next(line for line in lines if line.startswith("| trial-00001 |"))
+    rows_md = [line for line in lines if line.startswith("|")]
+    assert rows_md[-1].startswith("| trial-00003 |") and "error: RuntimeError: learner rank 0 failed |" in rows_md[-1]
     png = pareto_png(rows, str(tmp_path / "p.png"))
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -165,7 +174,14 @@ def test_two_trial_sweep_logs_nested_runs_and_pareto_table(tmp_path, capsys):
     assert sorted(r["weights"]["timing"] for r in trials.values()) == [0.3, 1.2]
     for r in trials.values():
         assert r["status"] == "ok" and r["steps"] == 1 and set(r["val"]) == set(TEACHERS)
-        assert (sweep_dir / "trials" / r["trial"] / "summary.json").exists()
+        summary = json.loads((sweep_dir / "trials" / r["trial"] / "summary.json").read_text())
+        # change ± s.e. from the trial's paired val_change, per-clip means to pair trials with each other
+        assert set(r["change"]) == {*TEACHERS, "total_ref"} and r["change"]["timing"]["se"] >= 0
+        assert r["change"]["timing"]["diff"] == pytest.approx(summary["val_change"]["timing"]["diff"])
+        assert r["val_clips"] == summary["val_clips_after"]
+        assert len(r["val_clips"]["semantic"]) == summary["val_change"]["semantic"]["clips"] >= 1
+        assert set(summary["val_clips_before"]["spatial"]) == set(r["val_clips"]["spatial"])
+        assert isinstance(r["dominated_by"], list)
     assert any(r["pareto"] for r in trials.values())
     assert (sweep_dir / "pareto.png").exists() and (sweep_dir / "pareto.md").read_text().startswith("| trial |")
 

@@ -97,11 +97,13 @@ def ms_clap_options(tmp_path_factory):
 
 
 def test_async_mode_overlaps_and_keeps_staleness_bound(tiny_world, ms_clap_options):
-    """Also the end-to-end run of the ms_clap semantic teacher (PrismAudio's) on a random-weight checkpoint."""
+    """Also the end-to-end runs of the ms_clap semantic teacher (PrismAudio's) on a random-weight
+    checkpoint, and of DiffusionNFT (train.algorithm=nft) on 2 ZeRO ranks."""
     root, manifest = tiny_world
     options, scale = ms_clap_options
     trainer = Trainer(tiny_cfg(root, manifest, "async", "grpo.steps=3", "train.mode=async",
                                "train.max_staleness=1", "train.checkpoint_every=0",
+                               "train.algorithm=nft", "nft.draws=2", "sampler.schedule=flow_grpo", "sampler.noise_level=0",
                                "rewards.combine=normalize_then_sum", "rewards.semantic.backend=ms_clap",
                                f"rewards.semantic.options={json.dumps(options)}"))
     try:
@@ -119,6 +121,8 @@ def test_async_mode_overlaps_and_keeps_staleness_bound(tiny_world, ms_clap_optio
     assert three["total"] != one["total"]
     for h in hist:  # every rollout graded by MS-CLAP: exp(logit_scale) * cos / 80, not all alike
         assert 0 < abs(h["reward/semantic/mean"]) <= scale / 80 and h["reward/semantic/std"] > 0
+    for h in hist:  # DiffusionNFT's metrics: the flow-matching error on the policy's own samples, r in [0, 1]
+        assert np.isfinite(h["learn/fm_loss"]) and 0.0 <= h["learn/r_mean"] <= 1.0
     stale = [h["staleness"] for h in hist]
     assert stale[0] == 0.0 and max(stale) == 1.0  # later steps train on rollouts one version old
     assert trainer.buffer.max_seen_staleness <= 1

@@ -12,6 +12,8 @@ NAME:
               groups a gradient needs before it points somewhere, against a run's budget (benchmarks/grad_snr.py)
   learn       a learning curve: validation every bench.val_every steps, paired change ± s.e. per teacher,
               PNG and MLflow; bench.null_control=shuffle|zero adds a null-control run (benchmarks/learn.py)
+  plan_following  do the policy's sounds have the classes its plan names (and does the plan
+              matter at all)? Ground truth, codec ceiling and policy, paired ± s.e. (benchmarks/plan_following.py)
   ablation    the paper's teacher and CoT ablation tables: handed to orchestrator/evaluation/ablation.py
               (its own arguments: [CONFIG] [steps=N] [pretrained=PATH] [key=value ...])
 
@@ -25,6 +27,7 @@ bench.schedules=[fast_grpo,flow_grpo]. Writes <run_dir>/<NAME>.json and <run_dir
   prismrl bench gpu cluster bench.steps=3
   prismrl bench gradsnr demo bench.groups=48 bench.window_starts=[0,1,2,3]
   prismrl bench learn demo bench.val_every=10 bench.null_control=shuffle
+  prismrl bench plan_following demo bench.clips=40
 """
 from __future__ import annotations
 
@@ -107,6 +110,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "gpu": Benchmark(_module_benchmark("benchmarks.gpu", "GpuOptions"), "cluster"),
     "gradsnr": Benchmark(_module_benchmark("benchmarks.grad_snr", "GradSNROptions"), "demo"),
     "learn": Benchmark(_module_benchmark("benchmarks.learn", "LearnOptions"), "demo"),
+    "plan_following": Benchmark(_module_benchmark("benchmarks.plan_following", "PlanFollowingOptions"), "demo"),
 }
 """Every `prismrl bench` NAME run by this module."""
 DELEGATED: dict[str, str] = {"ablation": "orchestrator.evaluation.ablation"}

@@ -26,6 +26,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "rewards.combine": ("sum_then_normalize", "normalize_then_sum"),
     "rewards.on_bad_grade": ("error", "drop"),
     "train.mode": ("sync", "async"),
+    "train.algorithm": ("grpo", "nft"),
     "grpo.adv_std": ("batch", "group"),
     "grpo.null_control": ("none", "shuffle", "zero"),
     "learner.backend": ("auto", "gloo", "nccl"),

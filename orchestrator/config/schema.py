@@ -55,9 +55,42 @@ class GRPOConfig:
 
 
 @dataclass
+class NFTConfig:
+    """DiffusionNFT (arXiv 2509.16117), `train.algorithm=nft`: likelihood-free RL on the forward process.
+
+    Each finished sample x0 of a group is noised again at `draws` (noise, time) pairs shared by the
+    group's members, x_t = (1 - t) x0 + t noise, and the policy's conditional velocity v is trained
+    with flow matching towards u = noise - x0 through two implicit policies around the rollout
+    policy's own velocity v_old: v+ = (1 - beta) v_old + beta v and v- = (1 + beta) v_old - beta v;
+    loss = r |v+ - u|^2 + (1 - r) |v- - u|^2 (mean per element), with the optimality probability
+    r = 0.5 + 0.5 clip(A / adv_scale, -1, 1) of the sample's group advantage A. At v = v_old its
+    gradient is 2 beta (2r - 1) (v - u) dv: towards the samples that beat their group, away from
+    the others. grpo.steps, prompts_per_step, group_size, lr, weight_decay, max_grad_norm, the
+    advantage settings, minibatch_size (rows here are (sample, draw) pairs), inner_epochs, ema_decay
+    and null_control apply unchanged; clip_range and kl_beta do not (no ratio, no reference)."""
+
+    beta: float = 1.0
+    """Step of the implicit positive and negative policies away from the rollout policy."""
+    draws: int = 8
+    """(noise, time) pairs per finished sample, drawn once per group and shared by its members (common
+    random numbers: the part of each member's gradient that all members share cancels in the
+    advantage-weighted sum). More draws = less noise per sample, one learner forward each."""
+    adv_scale: float = 2.0
+    """Advantage at which the optimality probability reaches 0 or 1 (r = 0.5 + 0.5 clip(A / adv_scale, -1, 1))."""
+
+
+ALGORITHMS = ("grpo", "nft")
+"""Allowed `train.algorithm` values."""
+
+
+@dataclass
 class TrainConfig:
     """The controller loop."""
 
+    algorithm: str = "grpo"
+    """`grpo`: Fast-GRPO, Flow-GRPO or MixGRPO by `sampler.schedule` (the paper's, default): PPO-clip
+    on the log-probs of recorded SDE transitions. `nft`: DiffusionNFT (see `nft`): flow matching on
+    the finished samples, no log-probs, any sampler (noise_level 0 = ODE rollouts)."""
     mode: str = "sync"
     """`sync` (on-policy) or `async` (rollout of step n+1 overlaps training of step n)."""
     max_staleness: int = 1
@@ -211,6 +244,10 @@ class SweepConfig:
     """CPUs reserved in each trial for its short Ray tasks (experience building)."""
     max_concurrent: int = 1
     """Trials running at once."""
+    pareto_z: float = 2.0
+    """The report's noise margin: a trial dominates another (and the other is not Pareto-optimal) only
+    when it is nowhere worse by more than this many standard errors of their paired per-clip
+    difference and on some teacher better by more than this many."""
 
 
 @dataclass
@@ -237,6 +274,8 @@ class PrismConfig:
     """DeepSpeed learner group."""
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     """Fast-GRPO optimisation."""
+    nft: NFTConfig = field(default_factory=NFTConfig)
+    """DiffusionNFT optimisation (train.algorithm=nft)."""
     train: TrainConfig = field(default_factory=TrainConfig)
     """Controller loop."""
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)

@@ -21,6 +21,12 @@ def per_clip_means(rows: Sequence[dict[str, Any]], key: str) -> dict[str, float]
     return {c: float(np.mean(v)) for c, v in sums.items()}
 
 
+def per_clip_table(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{key: {clip_id: mean of that key over the clip's samples}}: what another run needs to compare
+    with these rows clip by clip later (e.g. two sweep trials validated on the same clips and noise)."""
+    return {key: per_clip_means(rows, key) for key in keys}
+
+
 def paired_differences(rows: Sequence[dict[str, Any]], baseline_rows: Sequence[dict[str, Any]],
                        keys: Sequence[str]) -> dict[str, dict[str, float]]:
     """{key: {diff, se, higher, lower, clips}}: mean per-clip difference (rows minus baseline_rows),

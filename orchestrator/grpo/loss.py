@@ -3,6 +3,7 @@ reference policy (plain functions, no Ray).
 """
 from __future__ import annotations
 
+import time
 from typing import Callable, Optional
 
 import torch
@@ -77,7 +78,8 @@ def grpo_loss(
     log_prob_fn defaults to `policies.rollout.transition_log_prob`; noise_channels (the rollout's
     `sampler.noise_channels`) is passed to it when not `all`. ref_policy may be any object with the
     policy's methods (policies/trainable.py: a LoRA policy's adapters-disabled view).
-    Metrics: loss, policy_loss, kl, clip_fraction, approx_kl, ratio_mean (python floats).
+    Metrics: loss, policy_loss, kl, clip_fraction, approx_kl, ratio_mean (python floats), and
+    ref_forward_s, the seconds of the reference forward (0 when kl_beta=0).
     """
     fn = log_prob_fn or _default_log_prob_fn()
     args = (batch.latents, batch.next_latents, batch.sigmas, batch.sigmas_next, guidance_scale, noise_level)
@@ -87,10 +89,15 @@ def grpo_loss(
     policy_loss, clip_fraction, approx_kl = ppo_clip_loss(
         log_prob, batch.old_log_probs.to(log_prob.device), batch.advantages.to(log_prob.device), grpo_cfg.clip_range
     )
+    ref_forward_s = 0.0
     if grpo_cfg.kl_beta > 0:
+        clock = time.perf_counter()
         with torch.no_grad():
             ref_cond = ref_policy.encode_conditions(batch.cond_inputs)
             _, ref_mean, _ = fn(ref_policy, ref_cond, *args, **kwargs)
+        if ref_mean.is_cuda:
+            torch.cuda.synchronize(ref_mean.device)
+        ref_forward_s = time.perf_counter() - clock
         kl = kl_to_reference(mean, ref_mean, std).mean()
     else:
         kl = torch.zeros((), device=log_prob.device)
@@ -104,5 +111,6 @@ def grpo_loss(
         "clip_fraction": float(clip_fraction),
         "approx_kl": float(approx_kl),
         "ratio_mean": float(ratio_mean),
+        "ref_forward_s": ref_forward_s,
     }
     return loss, metrics

@@ -30,6 +30,8 @@ def check_sweep_config(sc: SweepConfig) -> None:
     for key in ("trial_cpu_fraction", "head_cpus", "task_cpus", "asha_reduction_factor"):
         if getattr(sc, key) <= 0:
             raise ValueError(f"sweep.{key} must be > 0, got {getattr(sc, key)}")
+    if not sc.pareto_z >= 0:
+        raise ValueError(f"sweep.pareto_z must be >= 0, got {sc.pareto_z}")
     if sc.asha and sc.asha_reduction_factor <= 1:
         raise ValueError(f"sweep.asha_reduction_factor must be > 1, got {sc.asha_reduction_factor}")
     for t in TEACHERS:

@@ -3,8 +3,9 @@
 Each trial is a whole training run (its own rollout workers, reward pools and DeepSpeed learner
 ranks) at the budget of `sweep.trial_overrides`, inside one placement group sized from the config
 (see orchestrator/sweeps/space.py). Trials log to MLflow runs nested under the sweep's run; at the
-end a table of every trial's per-teacher validation rewards, with the Pareto-optimal trials marked,
-is printed and written to <run_dir>/pareto.md, pareto.json and pareto.png (also logged to MLflow).
+end a table of every trial's per-teacher validation rewards and change from before training (± paired
+s.e.), with the trials Pareto-optimal beyond noise (`sweep.pareto_z` s.e.) marked, is printed and
+written to <run_dir>/pareto.md, pareto.json and pareto.png (also logged to MLflow).
 
     prismrl sweep demo sweep.num_samples=4 'sweep.trial_overrides=[grpo.steps=4]'
 
@@ -92,6 +93,10 @@ def _row(result: Any, runs_by_name: dict[str, Any]) -> dict[str, Any]:
         "error": error_text(result.error) if result.error else None,
         "before": {t: float(m[f"before_val_{t}"]) for t in TEACHERS if f"before_val_{t}" in m},
         "before_total_ref": float(m.get(f"before_{METRIC}", math.nan)),
+        # from the final report only (a stopped trial has none): change from before training ± s.e.
+        "change": {k: {"diff": float(m[f"change_{k}"]), "se": float(m[f"change_{k}_se"])}
+                   for k in (*TEACHERS, "total_ref") if f"change_{k}" in m and f"change_{k}_se" in m},
+        "val_clips": m.get("val_clips") or {},
     }
 
 
@@ -155,8 +160,8 @@ def run_sweep(cfg: PrismConfig) -> dict[str, Any]:
         )
         grid = tuner.fit()  # a failed trial is recorded in its Result; fit() does not raise for it
         runs = _child_runs(parent.mlflow, parent.run_id, parent.run.info.experiment_id)
-        rows = mark_pareto([_row(r, runs) for r in grid])
-        report = write_report(rows, sweep_dir, ref_weights, parent)
+        rows = mark_pareto([_row(r, runs) for r in grid], cfg.sweep.pareto_z)
+        report = write_report(rows, sweep_dir, ref_weights, parent, cfg.sweep.pareto_z)
         status = "FINISHED"
         return {"rows": sorted_rows(rows), **report, "wall_s": time.perf_counter() - t0,
                 "mlflow": {"tracking_uri": tracking_uri(cfg), "run_id": parent.run_id}}
@@ -169,19 +174,21 @@ def run_sweep(cfg: PrismConfig) -> dict[str, Any]:
 
 
 def write_report(rows: list[dict[str, Any]], sweep_dir: str, ref_weights: dict[str, float],
-                 tracker: Tracker) -> dict[str, Any]:
+                 tracker: Tracker, z: float) -> dict[str, Any]:
     """pareto.md, pareto.json and pareto.png in the sweep dir, logged to the sweep's MLflow run
-    with summary metrics (trials ok/failed/stopped, Pareto count, best comparable total)."""
+    with summary metrics (trials ok/failed/stopped, Pareto count, best comparable total); `z`: the
+    noise margin the Pareto marks were made with (`sweep.pareto_z`), named in the report."""
     done = [r for r in rows if r["before"]]
     baseline = ({**done[0]["before"], "total_ref": done[0]["before_total_ref"]} if done else None)
-    table = markdown_table(rows, baseline)
+    table = markdown_table(rows, baseline, z)
     files = {"md": os.path.join(sweep_dir, "pareto.md"), "json": os.path.join(sweep_dir, "pareto.json"),
              "png": os.path.join(sweep_dir, "pareto.png")}
     with open(files["md"], "w") as f:
         f.write(table + "\n")
     write_json(files["json"], {"teachers": list(TEACHERS), "reference_weights": ref_weights, "metric": METRIC,
-                               "baseline": baseline, "trials": sorted_rows(rows)})
-    pareto_png(rows, files["png"], baseline, title=f"{os.path.basename(sweep_dir)}: validation rewards per teacher")
+                               "pareto_z": z, "baseline": baseline, "trials": sorted_rows(rows)})
+    pareto_png(rows, files["png"], z=z,
+               title=f"{os.path.basename(sweep_dir)}: change from before training per teacher (±1 s.e.)")
     for path in files.values():
         tracker.log_artifact(path)
     totals = [r["val_total_ref"] for r in rows if math.isfinite(r["val_total_ref"])]

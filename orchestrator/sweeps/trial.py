@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Optional
 from common.types import TEACHERS
 from orchestrator.config.load import flatten, to_dict
 from orchestrator.config.schema import PrismConfig
+from orchestrator.evaluation.paired import paired_differences
 from orchestrator.sweeps.space import reference_total
 from orchestrator.runtime.tracking import Tracker, tracking_uri
 
@@ -49,6 +50,32 @@ def trial_result(val: Mapping[str, float], step: int, ref_weights: Mapping[str, 
     out: dict[str, float] = {"step": int(step)}
     out.update({f"val_{k}": float(v) for k, v in val.items()})
     out["val_total_ref"] = reference_total(val, ref_weights)
+    return out
+
+
+def change_result(summary: Mapping[str, Any], ref_weights: Mapping[str, float]) -> dict[str, Any]:
+    """What a trial adds to its final Tune report from its training summary: per teacher and
+    `total`, `change_<k>` and `change_<k>_se` (after minus before training, paired clip by clip:
+    summary["val_change"]); `change_total_ref` (+ `_se`), the same for the sweep's comparable total,
+    paired from the per-clip means; and `val_clips` {teacher: {clip_id: mean after training}}, so
+    the report can pair two trials clip by clip (same clips and noise in every trial)."""
+    change = summary["val_change"]
+    missing = [k for k in (*TEACHERS, "total") if k not in change]
+    if missing:
+        raise ValueError(f"trial summary: val_change has no entry for {missing}")
+    out: dict[str, Any] = {}
+    for k in (*TEACHERS, "total"):
+        out[f"change_{k}"], out[f"change_{k}_se"] = float(change[k]["diff"]), float(change[k]["se"])
+    after, before = summary["val_clips_after"], summary["val_clips_before"]
+
+    def ref_rows(clips: Mapping[str, Mapping[str, float]]) -> list[dict[str, Any]]:
+        ids = clips[TEACHERS[0]]
+        return [{"clip_id": c, "total_ref": reference_total({t: clips[t][c] for t in TEACHERS}, ref_weights)}
+                for c in ids]
+
+    ref = paired_differences(ref_rows(after), ref_rows(before), ["total_ref"])["total_ref"]
+    out["change_total_ref"], out["change_total_ref_se"] = ref["diff"], ref["se"]
+    out["val_clips"] = {t: {c: float(v) for c, v in after[t].items()} for t in TEACHERS}
     return out
 
 
@@ -101,6 +128,7 @@ def run_trial(weights: dict[str, float], *, template: PrismConfig, sweep_dir: st
     final: dict[str, Any] = trial_result(summary["val_after"], summary["steps"], ref_weights)
     final.update({f"before_{k}": v for k, v in trial_result(summary["val_before"], 0, ref_weights).items()
                   if k != "step"})
+    final.update(change_result(summary, ref_weights))
     final.update(samples_per_s=float(summary["samples_per_s"]), wall_s=float(summary["wall_s"]),
                  mlflow_run_id=tracker.run_id, run_dir=cfg.run_dir, done=True)
     tune.report(final)

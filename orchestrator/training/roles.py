@@ -11,6 +11,7 @@ from actors.rollout_fleet import RolloutFleet
 from common.types import TEACHERS
 from orchestrator.config.schema import PrismConfig
 from orchestrator.grpo.loss import grpo_loss
+from orchestrator.nft.loss import nft_loss
 from policies.trainable import build_trainable_policy
 from rewards.base import build_teacher, check_options, import_plugins
 
@@ -57,8 +58,11 @@ def build_pools(cfg: PrismConfig) -> tuple[dict[str, RewardPool], dict[str, str]
 
 def build_learner(cfg: PrismConfig) -> LearnerGroup:
     """A new learner group (its own placement group and rendezvous) at the policy's initial weights."""
-    loss_fn = functools.partial(grpo_loss, grpo_cfg=cfg.grpo, guidance_scale=cfg.sampler.guidance_scale,
-                                noise_level=cfg.sampler.noise_level, noise_channels=cfg.sampler.noise_channels)
+    if cfg.train.algorithm == "nft":
+        loss_fn = functools.partial(nft_loss, nft_cfg=cfg.nft)
+    else:
+        loss_fn = functools.partial(grpo_loss, grpo_cfg=cfg.grpo, guidance_scale=cfg.sampler.guidance_scale,
+                                    noise_level=cfg.sampler.noise_level, noise_channels=cfg.sampler.noise_channels)
     # policy.trainable: frozen weights and LoRA adapters are set up by the factory on every rank
     return LearnerGroup(cfg.learner, cfg.grpo, functools.partial(build_trainable_policy, cfg.policy), loss_fn,
                         initial_state=None, seed=cfg.seed)

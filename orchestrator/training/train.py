@@ -16,7 +16,7 @@ from orchestrator.config.argv import command_config
 from orchestrator.config.load import to_dict
 from orchestrator.config.redact import redact_text
 from orchestrator.config.schema import PrismConfig
-from orchestrator.evaluation.paired import paired_differences
+from orchestrator.evaluation.paired import paired_differences, per_clip_table
 from orchestrator.runtime.plots import reward_curves_png
 from orchestrator.runtime.tracking import Tracker, write_json
 
@@ -104,6 +104,10 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
             "val_before": val_before,
             "val_after": val_after,
             "val_change": val_change,
+            # per teacher, each validation clip's mean before and after training: later comparisons of
+            # runs validated on the same clips and noise (sweep trials) pair clip by clip
+            "val_clips_before": per_clip_table(rows_before, TEACHERS),
+            "val_clips_after": per_clip_table(trainer.last_val_rows, TEACHERS),
             "val_curve": val_curve,
             "max_staleness_seen": trainer.buffer.max_seen_staleness,
             "rollout_worker_replacements": trainer.roles.fleet.replacements,

@@ -113,8 +113,9 @@ class Trainer:
         sde_steps = window_for_step(cfg.sampler.schedule, step, cfg.sampler.num_steps, cfg.sampler.window,
                                     self.window_gen, cfg.sampler.window_range, cfg.sampler.mix_slide_every)
         clip_ids = self.sampler.next(cfg.grpo.prompts_per_step)
+        draws = cfg.nft.draws if cfg.train.algorithm == "nft" else 0
         requests = [GroupRequest(self.clip_refs[cid], group_seed(cfg.seed, step, i), list(sde_steps),
-                                 cfg.grpo.group_size) for i, cid in enumerate(clip_ids)]
+                                 cfg.grpo.group_size, forward_draws=draws) for i, cid in enumerate(clip_ids)]
         pending = self.roles.fleet.submit(requests)
         return LaunchedStep(step, clip_ids, list(sde_steps), requests, pending, cursor_before, rng_before)
 

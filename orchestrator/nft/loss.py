@@ -1,0 +1,51 @@
+"""DiffusionNFT's objective (arXiv 2509.16117) on `CleanSampleBatch` rows (see `NFTConfig`)."""
+from __future__ import annotations
+
+import torch
+
+from actors.experience import CleanSampleBatch
+from orchestrator.config.schema import NFTConfig
+from policies.forward_draws import noised
+
+
+def optimality(advantages: torch.Tensor, adv_scale: float) -> torch.Tensor:
+    """r = 0.5 + 0.5 clip(A / adv_scale, -1, 1): the probability that a sample is better than its group's."""
+    if adv_scale <= 0:
+        raise ValueError(f"nft.adv_scale must be > 0, got {adv_scale}")
+    return 0.5 + 0.5 * torch.clamp(advantages.float() / adv_scale, -1.0, 1.0)
+
+
+def nft_objective(velocity: torch.Tensor, old_velocity: torch.Tensor, target: torch.Tensor, r: torch.Tensor,
+                  beta: float) -> torch.Tensor:
+    """Per row: r |v+ - u|^2 + (1 - r) |v- - u|^2 (mean over non-row dims), with the implicit policies
+    v+ = (1 - beta) v_old + beta v and v- = (1 + beta) v_old - beta v; returns [M]."""
+    if beta <= 0:
+        raise ValueError(f"nft.beta must be > 0, got {beta}")
+    if not (velocity.shape == old_velocity.shape == target.shape):
+        raise ValueError(f"nft_objective: velocity {tuple(velocity.shape)}, old_velocity {tuple(old_velocity.shape)} "
+                         f"and target {tuple(target.shape)} must match")
+    v, v_old, u = velocity.float(), old_velocity.float(), target.float()
+    positive = ((1 - beta) * v_old + beta * v - u).pow(2).reshape(v.shape[0], -1).mean(1)
+    negative = ((1 + beta) * v_old - beta * v - u).pow(2).reshape(v.shape[0], -1).mean(1)
+    return r * positive + (1 - r) * negative
+
+
+def nft_loss(policy: torch.nn.Module, ref_policy: object, batch: CleanSampleBatch, nft_cfg: NFTConfig
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean DiffusionNFT objective of one minibatch (ref_policy is unused: v_old rides in the batch).
+
+    Metrics: loss, fm_loss (plain flow-matching error of v on the policy's own samples), r_mean,
+    ref_forward_s (0: no reference forward), all python floats."""
+    del ref_policy
+    if not isinstance(batch, CleanSampleBatch):
+        raise TypeError(f"train.algorithm=nft trains on CleanSampleBatch rows, got {type(batch).__name__} "
+                        "(were the rollouts made without nft.draws?)")
+    cond = policy.encode_conditions(batch.cond_inputs)
+    x_t = noised(batch.clean_latents, batch.noise, batch.times)
+    v = policy.velocity(x_t, batch.times.to(x_t.dtype), cond)
+    target = batch.noise - batch.clean_latents
+    r = optimality(batch.advantages.to(v.device), nft_cfg.adv_scale)
+    loss = nft_objective(v, batch.old_velocity, target, r, nft_cfg.beta).mean()
+    with torch.no_grad():
+        fm = (v.float() - target.float()).pow(2).mean()
+    return loss, {"loss": float(loss.detach()), "fm_loss": float(fm), "r_mean": float(r.mean()), "ref_forward_s": 0.0}

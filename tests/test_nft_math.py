@@ -1,0 +1,104 @@
+"""DiffusionNFT's maths (orchestrator/nft/loss.py, policies/forward_draws.py) and its experience rows."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from actors.experience import concat
+from actors.experience_builder import assemble_clean_samples, assemble_transitions
+from orchestrator.config.schema import NFTConfig
+from orchestrator.nft.loss import nft_loss, nft_objective, optimality
+from policies.build import build_policy
+from policies.config import SamplerConfig
+from policies.forward_draws import forward_draws, noised
+from policies.rollout import expand_conditions, rollout_group
+from test_policy_fixtures import make_clip, one_thread, randomize, tiny_cfg  # noqa: F401
+
+
+def test_optimality_hand_numbers_and_clipping():
+    r = optimality(torch.tensor([-4.0, -1.0, 0.0, 1.0, 4.0]), 2.0)
+    assert torch.allclose(r, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]))
+    with pytest.raises(ValueError, match="nft.adv_scale"):
+        optimality(torch.zeros(1), 0.0)
+
+
+def test_objective_hand_numbers_and_its_gradient_at_the_rollout_policy():
+    u = torch.tensor([[1.0, -1.0]])
+    v_old = torch.tensor([[0.5, 0.5]])
+    # at v = v_old both implicit policies are v_old: the objective is |v_old - u|^2 whatever r
+    for r in (0.0, 0.3, 1.0):
+        assert nft_objective(v_old, v_old, u, torch.tensor([r]), 1.0).item() == pytest.approx((0.25 + 2.25) / 2)
+    # r = 1, beta = 1: plain flow matching of v towards the sample
+    v = torch.tensor([[2.0, 0.0]])
+    assert nft_objective(v, v_old, u, torch.tensor([1.0]), 1.0).item() == pytest.approx((1.0 + 1.0) / 2)
+    # gradient at v = v_old: 2 beta (2r - 1) (v - u) / D
+    beta, r = 0.7, torch.tensor([0.9])
+    x = v_old.clone().requires_grad_(True)
+    nft_objective(x, v_old, u, r, beta).sum().backward()
+    assert torch.allclose(x.grad, 2 * beta * (2 * r - 1) * (v_old - u) / 2)
+    with pytest.raises(ValueError, match="nft.beta"):
+        nft_objective(v, v_old, u, r, 0.0)
+    with pytest.raises(ValueError, match="must match"):
+        nft_objective(v, v_old[:, :1], u, r, 1.0)
+
+
+def _group(policy, g=3, draws=2, seed=0):
+    prepared = policy.prepare([make_clip(0)])
+    gen = torch.Generator().manual_seed(seed)
+    sampler = SamplerConfig(num_steps=3, schedule="flow_grpo", noise_level=0.0)
+    res = rollout_group(policy, prepared, g, sampler, [], gen)
+    cond = expand_conditions(policy.encode_conditions(prepared), g)
+    return res, forward_draws(policy, cond, res.latents_final, draws, gen), prepared
+
+
+def test_forward_draws_are_shared_by_the_members_and_record_the_policy_velocity():
+    policy = randomize(build_policy(tiny_cfg())).eval()
+    res, draws, prepared = _group(policy)
+    again = _group(policy)[1]
+    assert torch.equal(draws.noise, again.noise) and torch.equal(draws.old_velocity, again.old_velocity)
+    assert draws.noise.shape == (2, *policy.latent_shape()) and draws.old_velocity.shape == (3, 2, *policy.latent_shape())
+    assert torch.all((draws.times > 0) & (draws.times < 1))
+    x_t = noised(res.latents_final, draws.noise[1].expand(3, *policy.latent_shape()), draws.times[1].expand(3))
+    with torch.no_grad():
+        v = policy.velocity(x_t, draws.times[1].expand(3), expand_conditions(policy.encode_conditions(prepared), 3))
+    assert torch.allclose(draws.old_velocity[:, 1], v, atol=1e-6)
+    with pytest.raises(ValueError, match="nft.draws"):
+        forward_draws(policy, {}, res.latents_final, 0, torch.Generator())
+
+
+def test_clean_sample_rows_and_a_step_moves_towards_the_better_member():
+    policy = randomize(build_policy(tiny_cfg())).eval()
+    res, draws, prepared = _group(policy)
+    payload = {"records": res.records, "prepared": prepared, "draws": draws}
+    batch = assemble_clean_samples(payload, [1.5, -1.5, 0.0], version=4, clip_id="c0")
+    assert len(batch) == 6 and batch.clip_ids == ["c0"] * 6 and torch.all(batch.versions == 4)
+    assert torch.equal(batch.noise[0], batch.noise[2]) and torch.equal(batch.noise[1], batch.noise[5])  # shared draws
+    assert torch.equal(batch.clean_latents[0], batch.clean_latents[1])  # member-major rows
+    assert batch.advantages.tolist() == [1.5, 1.5, -1.5, -1.5, 0.0, 0.0]
+    with pytest.raises(ValueError, match="2 advantages for a group of 3"):
+        assemble_clean_samples(payload, [1.0, -1.0], 0, "c0")
+    with pytest.raises(ValueError, match="different formats"):
+        concat([batch, assemble_transitions(payload, [0.0, 0.0, 0.0], 0, "c0")])
+    # The loss at the rollout weights equals the plain FM error; one SGD step lowers member 0's
+    # flow-matching error (advantage > 0) and raises member 1's (advantage < 0).
+    cfg = NFTConfig(beta=1.0, draws=2, adv_scale=2.0)
+    policy.train()
+    loss, metrics = nft_loss(policy, None, batch, cfg)
+    assert metrics["loss"] == pytest.approx(metrics["fm_loss"], rel=1e-5) and metrics["ref_forward_s"] == 0.0
+
+    def member_errors():
+        with torch.no_grad():
+            cond = policy.encode_conditions(batch.cond_inputs)
+            v = policy.velocity(noised(batch.clean_latents, batch.noise, batch.times), batch.times, cond)
+            err = (v - (batch.noise - batch.clean_latents)).pow(2).reshape(3, 2, -1).mean((1, 2))
+        return err
+
+    before = member_errors()
+    opt = torch.optim.SGD([p for p in policy.parameters() if p.requires_grad], lr=0.05)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    change = (member_errors() - before).numpy()
+    assert change[0] < 0 < change[1], change
+    with pytest.raises(TypeError, match="CleanSampleBatch"):
+        nft_loss(policy, None, assemble_transitions(payload, [0.0, 0.0, 0.0], 0, "c0"), cfg)
