@@ -12,7 +12,11 @@ semantic/signal teacher's class posterior (SynthScenes' ten classes):
   against the NEXT clip's plan (chance level of a policy that ignores its plan);
 - `plan_following` = class_hit(own plan) - class_hit(scored against another plan), paired clip by
   clip, +- s.e.: near 0 when the policy's sounds do not depend on the plan, large for the ground truth;
-- also segments per clip, the semantic teacher's reward, and each source's top-class histogram.
+- also segments per clip, the semantic teacher's reward, and each source's top-class histogram;
+- on the clips whose plan names ONE class, `profile_hit`: the share whose whole clip is nearest that
+  class on the teacher's mel band profile alone (no segmentation, no envelope statistics), and
+  `profile_following` (against the next such clip's class, paired, ± s.e.): whether the policy
+  makes the right timbre even where its envelopes (extra onsets) hide it from the teacher.
 
     prismrl bench plan_following demo policy.checkpoint=runs/cache/pretrained-demo bench.clips=40
 """
@@ -74,6 +78,13 @@ def paired_mean_se(a: Sequence[float], b: Sequence[float]) -> tuple[float, float
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
 
 
+def _at_rate(item: tuple[np.ndarray, int], rate: int) -> np.ndarray:
+    from rewards import dsp
+
+    audio, sample_rate = item
+    return dsp.resample(np.asarray(audio, dtype=np.float32), sample_rate, rate)
+
+
 def _waveforms(policy, latents: torch.Tensor) -> list[np.ndarray]:
     return [np.asarray(w, dtype=np.float32) for w in policy.waveforms(latents)]
 
@@ -111,8 +122,14 @@ def run(cfg, opts: PlanFollowingOptions | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"checkpoint": cfg.policy.checkpoint, "split": opts.split, "clips": len(clips),
                            "classes": list(teacher.classes), "guidance_scale": cfg.sampler.guidance_scale,
                            "num_steps": cfg.sampler.num_steps, "sources": {}}
+    single = [i for i, n in enumerate(named) if len(n) == 1]
+    out["single_class_clips"] = len(single)
     for source in SOURCES:
         tops = [segment_classes(teacher, a, sr) for a, sr in audio[source]]
+        profile = {i: teacher.profile_class(_at_rate(audio[source][i], teacher.options.sample_rate)) for i in single}
+        p_hit = [float(profile[i] == named[i][0]) for i in single]
+        p_other = [float(profile[i] == named[single[(k + 1) % len(single)]][0]) for k, i in enumerate(single)]
+        p_diff, p_se = paired_mean_se(p_hit, p_other) if len(single) > 1 else (float("nan"), float("nan"))
         hit = [class_hit(t, n) for t, n in zip(tops, named)]
         hit_other = [class_hit(t, n) for t, n in zip(tops, other)]
         reward = [teacher.grade_one(a, sr, c).reward for (a, sr), c in zip(audio[source], clips)]
@@ -123,6 +140,8 @@ def run(cfg, opts: PlanFollowingOptions | None = None) -> dict[str, Any]:
             "segments_per_clip": float(np.mean([len(t) for t in tops])),
             "semantic_reward": float(np.mean(reward)),
             "top_classes": dict(collections.Counter(c for t in tops for c in t).most_common()),
+            "profile_hit": float(np.mean(p_hit)) if p_hit else float("nan"),
+            "profile_following": p_diff, "profile_following_se": p_se,
         }
     return out
 
@@ -133,11 +152,13 @@ def markdown(result: dict[str, Any]) -> str:
              f"{result['num_steps']} steps, guidance {result['guidance_scale']}); classes by the semantic/signal "
              "teacher's posterior per onset segment.", "",
              "| source | class hit (own plan) | class hit (next clip's plan) | plan following ± s.e. | segments per clip | "
-             "semantic reward |", "|---|---:|---:|---:|---:|---:|"]
+             f"semantic reward | whole-clip profile hit, {result['single_class_clips']} one-class clips | "
+             "profile following ± s.e. |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for source, row in result["sources"].items():
         lines.append(f"| {source} | {row['class_hit']:.3f} | {row['class_hit_other_plan']:.3f} | "
                      f"{row['plan_following']:+.3f} ± {row['plan_following_se']:.3f} | {row['segments_per_clip']:.1f} | "
-                     f"{row['semantic_reward']:.3f} |")
+                     f"{row['semantic_reward']:.3f} | {row['profile_hit']:.3f} | "
+                     f"{row['profile_following']:+.3f} ± {row['profile_following_se']:.3f} |")
     lines += ["", "| source | " + " | ".join(result["classes"]) + " |", "|---|" + "---:|" * len(result["classes"])]
     for source, row in result["sources"].items():
         total = max(1, sum(row["top_classes"].values()))

@@ -257,6 +257,8 @@ def test_plan_following_compares_ground_truth_codec_and_policy(tiny_world):
     for source, row in saved["sources"].items():
         assert 0.0 <= row["class_hit"] <= 1.0 and 0.0 <= row["semantic_reward"] <= 1.0, source
         assert row["segments_per_clip"] == pytest.approx(sum(row["top_classes"].values()) / 3), source
+        if saved["single_class_clips"]:  # whole-clip timbre on the clips whose plan names one class
+            assert 0.0 <= row["profile_hit"] <= 1.0, source
     # The ground truth names its own classes: it hits its own plan more often than the next clip's.
     gt = result["sources"]["ground_truth"]
     assert gt["class_hit"] > gt["class_hit_other_plan"]

@@ -179,3 +179,11 @@ def test_timing_unrelated_audio_grades_well_below_matched_audio():
     noise = [np.repeat(rng.standard_normal((1, 2 * SR)).astype(np.float32), 2, 0) * 0.1 for _ in range(40)]
     rewards = [g.reward for g in teacher.grade(noise, SR, [clip] * len(noise))]
     assert np.mean(rewards) < 0.38, np.mean(rewards)
+
+
+def test_profile_class_names_the_class_of_a_rendered_event_from_its_spectrum_alone():
+    teacher = SemanticSignalTeacher()
+    sr = teacher.options.sample_rate
+    named = [teacher.profile_class(render_event(c, sr, np.random.default_rng(500 + i)))
+             for i, c in enumerate(SOUND_CLASSES)]
+    assert sum(n == c for n, c in zip(named, SOUND_CLASSES)) >= len(SOUND_CLASSES) - 1, named

@@ -157,6 +157,13 @@ class SemanticSignalTeacher(Teacher):
         p = np.exp(logits - logits.max())
         return p / p.sum()
 
+    def profile_class(self, x: np.ndarray) -> str:
+        """The nearest class prototype on the mel band profile alone (no envelope statistics, no
+        segmentation) of one whole clip (mono `[N]` or `[C, N]`) at the working rate: the timbre the
+        clip has whatever its envelope looks like."""
+        z = self.normalize(timbre_embedding(x, self.options.sample_rate))[:_N_MELS]
+        return self.classes[int(np.argmax(self.prototypes[:, :_N_MELS] @ z))]
+
     def expected_classes(self, clip: Clip) -> list[str]:
         """Class names the clip's CoT asks for; TeacherError when it names none."""
         text = clip.cot.get("semantic", "") if self.options.text == "semantic" else join_cot(clip.cot)
