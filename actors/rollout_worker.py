@@ -89,12 +89,14 @@ class RolloutWorker:
         with torch.no_grad():
             prepared = self.policy.prepare([clip], None if cot is None else [cot])
             result = rollout_group(self.policy, prepared, group_size, self.sampler_cfg, list(sde_steps), gen,
-                                   self.sampler_cfg.guidance_scale)
+                                   self.sampler_cfg.guidance_scale, keep_means=False)  # the learner recomputes means
             draws = None
             if forward_draws > 0:
                 cond = expand_conditions(self.policy.encode_conditions(prepared), group_size)
                 draws = _on_cpu(draw(self.policy, cond, result.latents_final, forward_draws, gen))
-        payload = {"records": _on_cpu(result.records), "prepared": prepared, "clip_id": clip.clip_id,
+        # DiffusionNFT trains on the draws alone: the SDE transitions stay out of the object store.
+        records = None if draws is not None else _on_cpu(result.records)
+        payload = {"records": records, "prepared": prepared, "clip_id": clip.clip_id,
                    "version": self.version, "draws": draws}
         meta = {"clip_id": clip.clip_id, "version": self.version, "sample_rate": self.policy.sample_rate,
                 "seconds": time.perf_counter() - start, "worker": self.index}
