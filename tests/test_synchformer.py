@@ -205,3 +205,17 @@ def test_backend_grades_a_batch_and_caches_video(model_and_path):
     again = teacher.grade(gen, 44100, [clip, clip])
     assert teacher.video_encodes == 1  # cached by clip_id
     assert [g.diagnostics for g in again] == [g.diagnostics for g in grades]
+
+
+def test_precision_context_is_a_no_op_in_float32_autocasts_otherwise_and_names_a_bad_value():
+    import torch
+
+    from rewards.models.precision import autocast_context
+
+    a, b = torch.randn(4, 4), torch.randn(4, 4)
+    with autocast_context("float32", "cpu"):
+        assert (a @ b).dtype == torch.float32
+    with autocast_context("bfloat16", "cpu"):
+        assert (a @ b).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="precision 'fp8' is not one of"):
+        autocast_context("fp8", "cpu")

@@ -19,7 +19,6 @@ file, or is skipped and listed under `data.on_bad_clip=skip`.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import logging
@@ -38,11 +37,11 @@ from orchestrator.data.features import FEATURES_COLUMN, REQUIRED, FeatureFileErr
 from orchestrator.data.manifest import to_parquet_bytes
 from orchestrator.data.reader import BadClipError, ClipReader, decode_video
 from orchestrator.data.sync_features import clip_sync_features, sync_rows
+from rewards.models.precision import PRECISIONS, autocast_context
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("npz", "safetensors")
-PRECISIONS = ("float32", "bfloat16", "float16")
 SYNC_WIDTH = 768
 """Width of Synchformer's visual features (a prismaudio policy's `sync_dim` when the config has one)."""
 
@@ -115,9 +114,7 @@ def synchformer_encoder(path: str, device: str, precision: str, batch: int) -> C
     dev = torch.device(device)
 
     def encode(segments):
-        ctx = (contextlib.nullcontext() if precision == "float32"
-               else torch.autocast(dev.type, dtype=getattr(torch, precision)))
-        with ctx:
+        with autocast_context(precision, dev.type):
             return model.video_features(segments.to(dev), chunk=batch)
 
     return encode

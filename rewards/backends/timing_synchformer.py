@@ -11,7 +11,6 @@ Checkpoint: `synchformer_state_dict.pth` (see `rewards.models.synchformer`).
 """
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -23,8 +22,7 @@ from common.types import Clip, Grade
 from rewards.base import Teacher, TeacherError, register_backend
 from rewards.dsp import resample, to_mono
 from rewards.formulas import timing_reward
-
-PRECISIONS = ("float32", "bfloat16", "float16")
+from rewards.models.precision import PRECISIONS, autocast_context
 SHORT_CLIP_POLICIES = ("error", "pad")
 
 
@@ -88,10 +86,7 @@ class SynchformerTeacher(Teacher):
 
     # -- helpers ----------------------------------------------------------------------------
     def _autocast(self):
-        if self.options.precision == "float32":
-            return contextlib.nullcontext()
-        dtype = getattr(self._torch, self.options.precision)
-        return self._torch.autocast(self.device.type, dtype=dtype)
+        return autocast_context(self.options.precision, self.device.type)
 
     def _layout(self, clip: Clip) -> tuple[int, list[int]]:
         """(segments the clip spans, window start segments), after the short-clip policy."""
