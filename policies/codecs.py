@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from torch import nn
 
+from policies.envelope_latent import EnvelopeGatedLatent
 from policies.gated_latent import GatedParametricLatent
 from policies.latent import StereoBandLatent
 from policies.parametric_latent import ParametricStereoLatent
 
 CODECS = {
+    "parametric_envelope": EnvelopeGatedLatent,
     "parametric_gated": GatedParametricLatent,
     "parametric_stereo": ParametricStereoLatent,
     "stereo_band": StereoBandLatent,

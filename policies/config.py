@@ -37,8 +37,10 @@ class PolicyConfig:
     patch: int = 160
     """Samples per channel in one latent frame (the latent frame rate is sample_rate/patch)."""
     codec: str = "parametric_gated"
-    """Audio latent: `parametric_gated` (`parametric_stereo` plus a per-frame gate channel that
-    silences a frame; `policies/gated_latent.py`), `parametric_stereo` (a mono source's PCA-projected
+    """Audio latent: `parametric_envelope` (`parametric_gated` plus the energy of each of 24 mel
+    bands per frame, which decoding imposes on the source, so the timbre is a first-order target;
+    `policies/envelope_latent.py`), `parametric_gated` (`parametric_stereo` plus a per-frame gate
+    channel that silences a frame; `policies/gated_latent.py`), `parametric_stereo` (a mono source's PCA-projected
     MDCT plus a per-frame ITD and ILD channel; `policies/parametric_latent.py`) or `stereo_band`
     (mid/side PCA of both ears' MDCT; `policies/latent.py`). Checkpoints written before this field
     existed load as `stereo_band`."""

@@ -102,10 +102,16 @@ class ParametricStereoLatent(StandardisedLatent):
         """Stereo waveforms [B, 2, F * patch] of latents [B, F, C]."""
         raw = self._unstandardised(latent)
         s = self.source
-        mid = self._shape_source(imdct(raw[..., :s] @ self.basis, self.analysis), raw)
+        coef = self._shape_coefficients(raw[..., :s] @ self.basis, raw)
+        mid = self._shape_source(imdct(coef, self.analysis), raw)
         itd = raw[..., s].clamp(-MAX_DELAY_MS, MAX_DELAY_MS) * self.sample_rate / 1000.0
         ild = raw[..., s + 1].clamp(-MAX_ILD_DB, MAX_ILD_DB)
         return render_stereo(mid, itd, ild, self.patch)
+
+    def _shape_coefficients(self, coef: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """The decoded source's MDCT frames [B, F, patch] before the inverse MDCT; subclasses with
+        spectral parameters act here."""
+        return coef
 
     def _shape_source(self, mid: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
         """The decoded source [B, N] before it is placed; subclasses with more parameters act here."""

@@ -73,6 +73,30 @@ def test_mirror_augmentation_mirrors_about_half_the_batch_and_pretraining_runs_w
     assert pretrain_policy(cfg, clips, clips[:2])["steps"] == 1
 
 
+def test_whole_clip_latents_are_encoded_once_and_equal_a_fresh_encoding(tmp_path):
+    import numpy as np
+
+    from orchestrator.training.pretrain import _Batcher
+    from policies.build import build_policy
+
+    cfg = _cfg(tmp_path, 1)
+    policy = build_policy(cfg.policy)
+    exact = [make_clip(i, duration_s=cfg.policy.duration_s) for i in range(3)]
+    longer = make_clip(3, duration_s=cfg.policy.duration_s + 0.5)
+    batcher = _Batcher(policy, exact + [longer], cfg.policy.duration_s, mirror=True)
+    rng = np.random.default_rng(0)
+    first_prepared, first = batcher.batch([0, 1, 2, 3, 0, 1], rng)
+    assert len(batcher.latents) >= 3 and all(k[0] != 3 for k in batcher.latents)  # random crops are not kept
+    encoded = batcher.policy.encode_audio
+    calls = []
+    batcher.policy.encode_audio = lambda audio: calls.append(audio.shape[0]) or encoded(audio)
+    rng = np.random.default_rng(0)
+    prepared, again = batcher.batch([0, 1, 2, 3, 0, 1], rng)  # the same crops and flips
+    assert calls == [1]  # only the random crop of the longer clip is encoded again
+    assert torch.allclose(again, first, atol=1e-6)
+    assert torch.equal(prepared["text_ids"], first_prepared["text_ids"])
+
+
 def test_parameter_channels_get_their_loss_weight_and_other_codecs_plain_mse():
     import dataclasses
 
@@ -91,6 +115,13 @@ def test_parameter_channels_get_their_loss_weight_and_other_codecs_plain_mse():
     assert float(stereo[30] / stereo[0]) == pytest.approx(16.0) and torch.all(stereo[30:] == stereo[30])
     assert channel_weights(policy, 1.0) is None
     assert channel_weights(build_policy(dataclasses.replace(tiny_cfg(), codec="stereo_band")), 16.0) is None
+    # parametric_envelope: 64 = 37 source + ITD, ILD, 24 bands, gate; the bands get their own weight
+    envelope = build_policy(dataclasses.replace(tiny_cfg(), codec="parametric_envelope", latent_channels=64))
+    env = channel_weights(envelope, 64.0, 4.0)
+    assert float(env[37] / env[0]) == pytest.approx(64.0) and float(env[38] / env[0]) == pytest.approx(64.0)
+    assert torch.allclose(env[39:63] / env[0], torch.full((24,), 4.0)) and float(env[63] / env[0]) == pytest.approx(64.0 / 2.5**2)
+    assert torch.allclose(channel_weights(envelope, 16.0), channel_weights(envelope, 16.0, 16.0))
+    assert channel_weights(envelope, 1.0, 1.0) is None and channel_weights(envelope, 1.0, 2.0) is not None
     # The weighted loss is the channel-weighted mean of squared errors: ones give plain MSE.
     torch.manual_seed(0)
     clips = [make_clip(i) for i in range(2)]

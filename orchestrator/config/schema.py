@@ -147,6 +147,10 @@ class PretrainConfig:
     codecs, and the gate of parametric_gated, divided by the square of its spread in latent units)
     relative to a source channel; 1 = plain MSE. Where a sound sits is two numbers a frame against the
     source's many, so unweighted it barely moves the loss."""
+    band_loss_weight: float = 16.0
+    """Loss weight of each band-energy channel of the `parametric_envelope` latent (the timbre: 24
+    numbers a frame) relative to a source channel. At 1 the demo policy's sounds did not follow the
+    classes its plan names (plan following +0.03 +- 0.07); at 16, +0.23 +- 0.05."""
 
 
 @dataclass

@@ -57,37 +57,60 @@ def output_dir(cfg: PrismConfig) -> str:
 
 
 class _Batcher:
-    """Cropped clips -> (prepared conditions, latents) for a policy."""
+    """Cropped clips -> (prepared conditions, latents) for a policy.
+
+    A clip exactly `duration_s` long always crops to itself, so its latent (and its mirror's) is
+    encoded once and kept: the codec is fixed once fitted, and encoding is a third of a demo step."""
 
     def __init__(self, policy, clips: Sequence[Clip], duration_s: float, mirror: bool = False):
         for c in clips:
             if c.sample_rate != policy.sample_rate:
                 raise ValueError(f"clip '{c.clip_id}' is {c.sample_rate} Hz; policy.sample_rate is {policy.sample_rate}")
         self.policy, self.clips, self.duration, self.mirror = policy, list(clips), duration_s, mirror
+        self.latents: dict[tuple[int, bool], torch.Tensor] = {}
 
     def batch(self, idx: Sequence[int], rng: np.random.Generator) -> tuple[dict, torch.Tensor]:
         crops = [random_crop(self.clips[i], self.duration, rng) for i in idx]
+        flips = [False] * len(crops)
         if self.mirror:
-            crops = [mirror_clip(c) if flip else c for c, flip in zip(crops, rng.random(len(crops)) < 0.5)]
+            flips = [bool(f) for f in rng.random(len(crops)) < 0.5]
+            crops = [mirror_clip(c) if flip else c for c, flip in zip(crops, flips)]
         prepared = self.policy.prepare(crops)
-        audio = torch.from_numpy(np.stack([c.audio for c in crops]))
-        with torch.no_grad():
-            x0 = self.policy.encode_audio(audio)
-        return prepared, x0
+        keys = [(int(i), f) if abs(self.clips[i].duration - self.duration) <= 1e-9 else None
+                for i, f in zip(idx, flips)]
+        return prepared, self._encode(crops, keys)
+
+    def _encode(self, crops: Sequence[Clip], keys: Sequence[Optional[tuple[int, bool]]]) -> torch.Tensor:
+        """Latents [B, F, C] of the crops, from `latents` where their key is kept there."""
+        missing = [j for j, k in enumerate(keys) if k is None or k not in self.latents]
+        fresh: dict[int, torch.Tensor] = {}
+        if missing:
+            audio = torch.from_numpy(np.stack([crops[j].audio for j in missing]))
+            with torch.no_grad():
+                for j, z in zip(missing, self.policy.encode_audio(audio)):
+                    fresh[j] = z
+                    if keys[j] is not None:
+                        self.latents[keys[j]] = z
+        return torch.stack([fresh[j] if j in fresh else self.latents[k] for j, k in enumerate(keys)])
 
 
-def channel_weights(policy, param_weight: float) -> Optional[torch.Tensor]:
+def channel_weights(policy, param_weight: float, band_weight: Optional[float] = None) -> Optional[torch.Tensor]:
     """Per-latent-channel loss weights [C] (mean 1): the codec's per-frame parameter channels get
-    `param_weight` times another channel's, divided by the square of the channel's spread in latent
-    units (`param_spreads`: a gate channel of +-2.5 would otherwise weigh 6x an ITD); None when the
-    codec has none or the weight is 1."""
+    `param_weight` times a source channel's, divided by the square of the channel's spread in latent
+    units (`param_spreads`: a gate channel of +-2.5 would otherwise weigh 6x an ITD); the band-energy
+    channels the codec names in `band_params` get `band_weight` instead (None: `param_weight`).
+    None when every weight is 1 or the codec has no parameter channels."""
     codec = getattr(policy, "codec", None)
     params = getattr(codec, "param_channels", None)
-    if params is None or param_weight == 1.0:
+    bands = set(getattr(codec, "band_params", ()))
+    band_weight = param_weight if band_weight is None else band_weight
+    if params is None or (param_weight == 1.0 and (not bands or band_weight == 1.0)):
         return None
     w = torch.ones(policy.latent_shape()[-1])
     spreads = torch.tensor(getattr(codec, "param_spreads", (1.0,) * len(w[params])), dtype=w.dtype)
-    w[params] = float(param_weight) / spreads.pow(2)
+    names = getattr(codec, "param_names", ())
+    chosen = torch.tensor([float(band_weight if n in bands else param_weight) for n in names], dtype=w.dtype)
+    w[params] = chosen / spreads.pow(2)
     return w / w.mean()
 
 
@@ -152,7 +175,7 @@ def pretrain_policy(cfg: PrismConfig, train: Sequence[Clip], val: Sequence[Clip]
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=pc.lr, weight_decay=pc.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
-    weights = channel_weights(policy, pc.param_loss_weight)
+    weights = channel_weights(policy, pc.param_loss_weight, pc.band_loss_weight)
     train_b = _Batcher(policy, train, policy_cfg.duration_s, mirror=pc.mirror)
     val_b = _Batcher(policy, list(val) or list(train[: pc.batch_size]), policy_cfg.duration_s)
     metrics_path = os.path.join(cfg.run_dir, "metrics.jsonl")
