@@ -36,6 +36,8 @@ class GroupRequest:
     """Plan to use instead of the clip's own."""
     forward_draws: int = 0
     """DiffusionNFT: shared forward-process draws of the finished members to record (0 = none)."""
+    draw_times: tuple[float, float] = (0.0, 1.0)
+    """DiffusionNFT: [lo, hi] the draws' times are stratified over (`nft.time_range`)."""
 
 
 @dataclass
@@ -83,7 +85,8 @@ class RolloutFleet:
     def _call(self, wi: int, req: GroupRequest) -> "PendingGroup":
         worker = self.workers[wi]
         refs = worker.rollout.options(num_returns=2 + req.group_size).remote(
-            req.clip_ref, req.seed, req.sde_steps, req.group_size, req.cot, req.forward_draws)
+            req.clip_ref, req.seed, req.sde_steps, req.group_size, req.cot, req.forward_draws,
+            tuple(req.draw_times))
         return PendingGroup(wi, worker, refs[0], refs[1], list(refs[2:]))
 
     def gather(self, requests: Sequence[GroupRequest], pending: list["PendingGroup"]) -> list[GroupRollout]:

@@ -74,13 +74,15 @@ class RolloutWorker:
         return os.getpid()
 
     def rollout(self, clip: Clip, seed: int, sde_steps: list[int], group_size: int,
-                cot: dict[str, str] | None = None, forward_draws: int = 0) -> tuple:
+                cot: dict[str, str] | None = None, forward_draws: int = 0,
+                draw_times: tuple[float, float] = (0.0, 1.0)) -> tuple:
         """Sample one group. Called with `num_returns = 2 + group_size`: returns (metadata, records
         payload, waveform_0 ... waveform_{G-1}) as separate objects, so the controller fetches only the
         metadata and hands the other refs on. Return values are owned by the caller, so they outlive
         this worker should it die later in the step. With `forward_draws` > 0 (DiffusionNFT) the payload
         also holds that many shared (noise, time) draws of the finished members and this policy's
-        velocity at each (`payload["draws"]`, policies/forward_draws.py), from the same generator."""
+        velocity at each (`payload["draws"]`, policies/forward_draws.py; times stratified over
+        `draw_times`), from the same generator."""
         from policies.forward_draws import forward_draws as draw
         from policies.rollout import expand_conditions, rollout_group
 
@@ -93,7 +95,7 @@ class RolloutWorker:
             draws = None
             if forward_draws > 0:
                 cond = expand_conditions(self.policy.encode_conditions(prepared), group_size)
-                draws = _on_cpu(draw(self.policy, cond, result.latents_final, forward_draws, gen))
+                draws = _on_cpu(draw(self.policy, cond, result.latents_final, forward_draws, gen, draw_times))
         # DiffusionNFT trains on the draws alone: the SDE transitions stay out of the object store.
         records = None if draws is not None else _on_cpu(result.records)
         payload = {"records": records, "prepared": prepared, "clip_id": clip.clip_id,

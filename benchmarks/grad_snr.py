@@ -10,7 +10,8 @@ each SDE window start:
 3. each group's gradient G_k = sum_i A_i * grad(sum over window steps of log p(x_next | x)) is
    computed at the checkpoint's weights (what the learner's first micro step follows: ratio 1);
    with train.algorithm=nft it is minus the gradient of the group's DiffusionNFT objective over its
-   members and nft.draws shared forward draws, at v_old = v (orchestrator/nft/loss.py);
+   members and nft.draws shared forward draws (times over nft.time_range, on nft.channels), at
+   v_old = v (orchestrator/nft/loss.py);
 4. orchestrator/grpo/snr.py turns their Gram matrix into the SNR of one group's gradient, its
    spread under no signal, the groups needed for SNR 1, and the expected cosine between the
    gradient of a whole run (grpo.steps x grpo.prompts_per_step groups) and the true one;
@@ -141,16 +142,19 @@ def _nft_group_gradients(policy, results: list[Any], advantages: dict[str, np.nd
     from orchestrator.nft.loss import nft_objective, optimality
     from orchestrator.training.trainer import group_seed
     from policies.forward_draws import forward_draws, noised
+    from policies.noise_subspace import policy_noise_mask
     from policies.rollout import expand_conditions
 
     params = [p for p in policy.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in params)
     grads = {name: np.zeros((len(results), n_params), dtype=np.float32) for name in advantages}
+    mask = policy_noise_mask(policy, cfg.nft.channels, key="nft.channels")
     for k, res in enumerate(results):
         x0 = res.latents_final
         g, j, shape = x0.shape[0], cfg.nft.draws, tuple(x0.shape[1:])
         cond = expand_conditions(policy.encode_conditions(res.prepared), g)
-        draws = forward_draws(policy, cond, x0, j, torch.Generator().manual_seed(group_seed(cfg.seed, start_seed, k, 7)))
+        draws = forward_draws(policy, cond, x0, j, torch.Generator().manual_seed(group_seed(cfg.seed, start_seed, k, 7)),
+                              cfg.nft.time_range)
         rows_cond = expand_conditions(policy.encode_conditions(res.prepared), g * j)
         clean = x0.repeat_interleave(j, dim=0)
         noise = draws.noise.repeat(g, *([1] * len(shape)))
@@ -160,7 +164,7 @@ def _nft_group_gradients(policy, results: list[Any], advantages: dict[str, np.nd
         names = list(advantages)
         for i, name in enumerate(names):
             r = optimality(torch.as_tensor(advantages[name][k], dtype=torch.float32).repeat_interleave(j), cfg.nft.adv_scale)
-            objective = nft_objective(v, old, noise - clean, r, cfg.nft.beta).sum()
+            objective = nft_objective(v, old, noise - clean, r, cfg.nft.beta, mask).sum()
             parts = torch.autograd.grad(-objective, params, retain_graph=i < len(names) - 1, allow_unused=True)
             grads[name][k] = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
                                         for p, d in zip(params, parts)]).numpy()
@@ -238,6 +242,8 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
         "checkpoint": cfg.policy.checkpoint,
         "algorithm": cfg.train.algorithm, "trainable": cfg.policy.trainable, "noise_channels": cfg.sampler.noise_channels,
         "guidance_scale": cfg.sampler.guidance_scale,
+        **({"nft": {"draws": cfg.nft.draws, "channels": cfg.nft.channels, "time_range": list(cfg.nft.time_range)}}
+           if cfg.train.algorithm == "nft" else {}),
         "trainable_params": sum(p.numel() for p in policy.parameters() if p.requires_grad),
         "group_size": cfg.grpo.group_size, "groups": opts.groups, "clips": len(clips),
         "window": w, "num_steps": n, "noise_level": cfg.sampler.noise_level, "weights": weights,
@@ -327,7 +333,7 @@ def groups_needed(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def markdown(result: dict[str, Any]) -> str:
     """One row per window start and reward: spreads, SNR per group, groups for SNR 1, the run's cosine."""
-    settings = ", ".join(f"{k} {result[k]}" for k in ("algorithm", "trainable", "noise_channels", "guidance_scale")
+    settings = ", ".join(f"{k} {result[k]}" for k in ("algorithm", "nft", "trainable", "noise_channels", "guidance_scale")
                          if k in result)
     lines = [
         (f"Settings: {settings}. " if settings else "") +

@@ -1,6 +1,7 @@
 """Forward-process draws of finished samples, for likelihood-free RL (DiffusionNFT).
 
-A group's members x0 [G, *latent] are noised again at J (noise, time) pairs shared by all members:
+A group's members x0 [G, *latent] are noised again at J (noise, time) pairs shared by all members
+(the times stratified over `nft.time_range`):
 x_t = (1 - t) x0 + t noise (the flow-matching convention of policies/sampling.py), and the policy's
 conditional velocity at each x_t is recorded as the rollout policy's own (`old_velocity`), so the
 learner needs no second copy of the weights it started the step from.
@@ -8,6 +9,7 @@ learner needs no second copy of the weights it started the step from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -34,16 +36,34 @@ def noised(clean: torch.Tensor, noise: torch.Tensor, times: torch.Tensor) -> tor
     return (1 - t) * clean + t * noise
 
 
+def check_time_range(time_range: Sequence[float]) -> tuple[float, float]:
+    """(lo, hi) of `nft.time_range`; raises unless 0 <= lo < hi <= 1."""
+    values = [float(x) for x in time_range]
+    if len(values) != 2 or not 0.0 <= values[0] < values[1] <= 1.0:
+        raise ValueError(f"nft.time_range must be [lo, hi] with 0 <= lo < hi <= 1, got {list(time_range)}")
+    return values[0], values[1]
+
+
+def stratified_times(draws: int, time_range: Sequence[float], generator: torch.Generator) -> torch.Tensor:
+    """`draws` times [J], draw j uniform in the j-th of `draws` equal slices of [lo, hi]."""
+    if draws < 1:
+        raise ValueError(f"nft.draws must be >= 1, got {draws}")
+    lo, hi = check_time_range(time_range)
+    u = torch.rand((draws,), generator=generator, device=generator.device).cpu()
+    return lo + (hi - lo) * (torch.arange(draws, dtype=torch.float32) + u) / draws
+
+
 @torch.no_grad()
 def forward_draws(policy: Policy, cond: Conditions, clean: torch.Tensor, draws: int,
-                  generator: torch.Generator) -> ForwardDraws:
-    """`draws` shared (noise, time ~ U(0, 1)) pairs for the members `clean` [G, *latent] (cond: batch G),
-    drawn from `generator`, with the policy's conditional velocity at each noised member."""
+                  generator: torch.Generator, time_range: Sequence[float] = (0.0, 1.0)) -> ForwardDraws:
+    """`draws` shared (noise, time) pairs for the members `clean` [G, *latent] (cond: batch G), drawn
+    from `generator` (times stratified over `time_range`, see `stratified_times`), with the policy's
+    conditional velocity at each noised member."""
     if draws < 1:
         raise ValueError(f"nft.draws must be >= 1, got {draws}")
     g, shape = clean.shape[0], tuple(clean.shape[1:])
     noise = torch.randn((draws, *shape), generator=generator, device=generator.device).to(clean.device)
-    times = torch.rand((draws,), generator=generator, device=generator.device).to(clean.device)
+    times = stratified_times(draws, time_range, generator).to(clean.device)
     old = []
     for j in range(draws):
         x_t = noised(clean, noise[j].expand(g, *shape), times[j].expand(g))

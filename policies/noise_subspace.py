@@ -1,4 +1,5 @@
-"""Which latent channels the SDE window explores (`sampler.noise_channels`), as a boolean channel mask.
+"""Which latent channels the SDE window explores (`sampler.noise_channels`), or DiffusionNFT's objective
+trains (`nft.channels`), as a boolean channel mask.
 
 The latent is [frames, channels], channels last: the codec's source channels first (PCA components
 ordered by energy), then its per-frame parameter channels in `codec.param_names` order (ITD, ILD and,
@@ -16,12 +17,13 @@ PARAMS = "params"
 """Spec token for every codec parameter channel."""
 
 
-def noise_channel_mask(spec: str, latent_channels: int, param_names: Sequence[str]) -> Optional[torch.Tensor]:
+def noise_channel_mask(spec: str, latent_channels: int, param_names: Sequence[str],
+                       key: str = "sampler.noise_channels") -> Optional[torch.Tensor]:
     """Bool [latent_channels] of the channels `spec` names; None for `all` (every channel, no mask).
 
     spec: `all`, or a comma list of parameter channel names (`ITD`, `ILD`, `gate`), `params` (all
     of them) and `pca:K` (the first K source channels). A token that names nothing of this latent
-    raises, quoting it and what is available.
+    raises, quoting it and what is available (and `key`, the config field that holds the spec).
     """
     spec = (spec or "").strip()
     if spec == "all":
@@ -31,30 +33,30 @@ def noise_channel_mask(spec: str, latent_channels: int, param_names: Sequence[st
     mask = torch.zeros(latent_channels, dtype=torch.bool)
     tokens = [t.strip() for t in spec.split(",") if t.strip()]
     if not tokens:
-        raise ValueError("sampler.noise_channels is empty; use `all` or e.g. `params,pca:13`")
+        raise ValueError(f"{key} is empty; use `all` or e.g. `params,pca:13`")
     for token in tokens:
         m = re.fullmatch(r"pca:(\d+)", token)
         if m:
             k = int(m.group(1))
             if not 0 <= k <= sources:
-                raise ValueError(f"sampler.noise_channels: {token!r} asks for {k} source channels; the latent has {sources}")
+                raise ValueError(f"{key}: {token!r} asks for {k} source channels; the latent has {sources}")
             mask[:k] = True
         elif token == PARAMS:
             if not names:
-                raise ValueError("sampler.noise_channels: `params`, but this policy's codec has no parameter channels")
+                raise ValueError(f"{key}: `params`, but this policy's codec has no parameter channels")
             mask[sources:] = True
         elif token in names:
             mask[sources + names.index(token)] = True
         else:
-            raise ValueError(f"sampler.noise_channels: unknown token {token!r}; available: all, params, pca:K, "
+            raise ValueError(f"{key}: unknown token {token!r}; available: all, params, pca:K, "
                              f"{', '.join(names) or '(no parameter channels)'}")
     return mask
 
 
-def policy_noise_mask(policy, spec: str) -> Optional[torch.Tensor]:
+def policy_noise_mask(policy, spec: str, key: str = "sampler.noise_channels") -> Optional[torch.Tensor]:
     """noise_channel_mask for a policy's latent (its last latent dimension; codec.param_names if any)."""
     if (spec or "").strip() == "all":
         return None
     channels = int(policy.latent_shape()[-1])
     names = getattr(getattr(policy, "codec", None), "param_names", ())
-    return noise_channel_mask(spec, channels, names)
+    return noise_channel_mask(spec, channels, names, key)

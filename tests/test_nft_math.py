@@ -10,7 +10,7 @@ from orchestrator.config.schema import NFTConfig
 from orchestrator.nft.loss import nft_loss, nft_objective, optimality
 from policies.build import build_policy
 from policies.config import SamplerConfig
-from policies.forward_draws import forward_draws, noised
+from policies.forward_draws import forward_draws, noised, stratified_times
 from policies.rollout import expand_conditions, rollout_group
 from test_policy_fixtures import make_clip, one_thread, randomize, tiny_cfg  # noqa: F401
 
@@ -102,3 +102,47 @@ def test_clean_sample_rows_and_a_step_moves_towards_the_better_member():
     assert change[0] < 0 < change[1], change
     with pytest.raises(TypeError, match="CleanSampleBatch"):
         nft_loss(policy, None, assemble_transitions(payload, [0.0, 0.0, 0.0], 0, "c0"), cfg)
+
+
+def test_draw_times_are_stratified_over_the_time_range():
+    gen = torch.Generator().manual_seed(3)
+    for lo, hi, j in ((0.0, 1.0, 8), (0.5, 1.0, 4), (0.2, 0.3, 5)):
+        t = stratified_times(j, [lo, hi], gen)
+        edges = lo + (hi - lo) * torch.arange(j + 1) / j
+        assert t.shape == (j,) and torch.all((t >= edges[:-1]) & (t < edges[1:])), (t, edges)  # one draw a slice
+    many = torch.stack([stratified_times(4, [0.5, 1.0], gen) for _ in range(2000)])
+    assert abs(float(many.mean()) - 0.75) < 0.01  # uniform over the range on average
+    for bad in ([0.5, 0.5], [0.6, 0.4], [-0.1, 1.0], [0.0, 1.5], [0.2]):
+        with pytest.raises(ValueError, match="nft.time_range"):
+            stratified_times(4, bad, gen)
+    policy = randomize(build_policy(tiny_cfg())).eval()
+    res = _group(policy)[0]
+    cond = expand_conditions(policy.encode_conditions(policy.prepare([make_clip(0)])), 3)
+    draws = forward_draws(policy, cond, res.latents_final, 4, torch.Generator().manual_seed(1), (0.5, 1.0))
+    assert torch.all(draws.times >= 0.5) and torch.all(draws.times < 1.0)
+    assert torch.equal(draws.times.argsort(), torch.arange(4))
+
+
+def test_channel_mask_trains_only_the_named_channels():
+    gen = torch.Generator().manual_seed(0)
+    v_old, u = torch.randn(2, 5, 6, generator=gen), torch.randn(2, 5, 6, generator=gen)
+    mask = torch.tensor([False, True, False, False, True, True])
+    r = torch.tensor([0.9, 0.2])
+    v = (v_old + 0.1 * torch.randn(2, 5, 6, generator=gen)).requires_grad_(True)
+    masked = nft_objective(v, v_old, u, r, 0.7, mask)
+    assert torch.allclose(masked, nft_objective(v[..., mask], v_old[..., mask], u[..., mask], r, 0.7))
+    masked.sum().backward()
+    assert torch.all(v.grad[..., ~mask] == 0) and torch.all(v.grad[..., mask] != 0)
+    # through the learner's loss: nft.channels selects the channels, and a bad spec names the field
+    policy = randomize(build_policy(tiny_cfg())).eval()
+    res, draws, prepared = _group(policy)
+    batch = assemble_clean_samples({"records": res.records, "prepared": prepared, "draws": draws},
+                                   [1.0, -1.0, 0.0], version=0, clip_id="c0")
+    with torch.no_grad():
+        cond = policy.encode_conditions(batch.cond_inputs)
+        v = policy.velocity(noised(batch.clean_latents, batch.noise, batch.times), batch.times, cond)
+        fm_first4 = (v - (batch.noise - batch.clean_latents))[..., :4].pow(2).mean()
+    loss, _ = nft_loss(policy, None, batch, NFTConfig(draws=2, channels="pca:4"))
+    assert float(loss.detach()) == pytest.approx(float(fm_first4), rel=1e-5)  # at v = v_old: the FM error on those channels
+    with pytest.raises(ValueError, match="nft.channels: unknown token 'bands'"):
+        nft_loss(policy, None, batch, NFTConfig(draws=2, channels="bands"))

@@ -32,7 +32,10 @@ def free_port() -> int:
 def ray_head():
     """A head node on loopback, without token auth (test only)."""
     bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", PATH=f"{bin_dir}:{os.environ['PATH']}")
+    # The venv's bin dir goes last on PATH, not first: a `ninja` found there (pip's, another version than
+    # the system's) would make DeepSpeed's JIT-built CPU comm op (~/.cache/torch_extensions) look out of
+    # date, and it would be compiled again here (~40-70 s on 2 cores) and once more by the next test.
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", PATH=f"{os.environ['PATH']}:{bin_dir}")
     env.pop("RAY_ADDRESS", None)
     port, dash = free_port(), free_port()
     temp_dir = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's unix socket paths must fit 107 bytes
@@ -70,7 +73,9 @@ def stop_processes_of(markers: list[str]) -> None:
             p.terminate()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(procs, timeout=20)
+    # A throwaway head: a short grace for SIGTERM, then SIGKILL (Ray's workers of a stopped head can
+    # outlive SIGTERM for many seconds; nothing of this head is kept, its temp dir is removed next).
+    _, alive = psutil.wait_procs(procs, timeout=3)
     for p in alive:
         try:
             p.kill()
@@ -80,7 +85,9 @@ def stop_processes_of(markers: list[str]) -> None:
 
 def test_ray_job_submit_runs_the_training_entry_point(tmp_path, ray_head):
     env, address = ray_head
-    cfg = load_config("tiny", [f"run_dir={tmp_path / 'pre'}", f"policy.checkpoint={tmp_path / 'policy'}"])
+    # Two pretraining steps: the job needs a policy checkpoint to start from, not a good one.
+    cfg = load_config("tiny", [f"run_dir={tmp_path / 'pre'}", f"policy.checkpoint={tmp_path / 'policy'}",
+                               "pretrain.steps=2"])
     manifest = write_synthscenes(str(tmp_path / "data"), cfg.data.synth, cfg.data.s3, progress=False)
     cfg.data.manifest = manifest
     run_pretrain(cfg)

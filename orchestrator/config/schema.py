@@ -77,6 +77,15 @@ class NFTConfig:
     advantage-weighted sum). More draws = less noise per sample, one learner forward each."""
     adv_scale: float = 2.0
     """Advantage at which the optimality probability reaches 0 or 1 (r = 0.5 + 0.5 clip(A / adv_scale, -1, 1))."""
+    channels: str = "all"
+    """Latent channels the objective trains, in `sampler.noise_channels`' syntax (`all`, `params`, `pca:K`,
+    parameter channel names, comma-separated); the rest of the velocity gets no gradient from it. Each
+    member's pull towards its own sample carries all of that sample's differences from its group, and
+    the teachers read few of them: with the `parametric_envelope` latent they grade the 27 parameter
+    channels (ITD, ILD, 24 band energies, gate) and not the 101 source channels (README, issue 18)."""
+    time_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    """[lo, hi] of the draws' times t (x_t = (1 - t) x0 + t noise, t = 1 is pure noise), 0 <= lo < hi <= 1.
+    The `draws` times are stratified over it: draw j has t = lo + (hi - lo) (j + U_j) / draws."""
 
 
 ALGORITHMS = ("grpo", "nft")

@@ -6,6 +6,7 @@ import torch
 from actors.experience import CleanSampleBatch
 from orchestrator.config.schema import NFTConfig
 from policies.forward_draws import noised
+from policies.noise_subspace import policy_noise_mask
 
 
 def optimality(advantages: torch.Tensor, adv_scale: float) -> torch.Tensor:
@@ -16,15 +17,18 @@ def optimality(advantages: torch.Tensor, adv_scale: float) -> torch.Tensor:
 
 
 def nft_objective(velocity: torch.Tensor, old_velocity: torch.Tensor, target: torch.Tensor, r: torch.Tensor,
-                  beta: float) -> torch.Tensor:
+                  beta: float, channel_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Per row: r |v+ - u|^2 + (1 - r) |v- - u|^2 (mean over non-row dims), with the implicit policies
-    v+ = (1 - beta) v_old + beta v and v- = (1 + beta) v_old - beta v; returns [M]."""
+    v+ = (1 - beta) v_old + beta v and v- = (1 + beta) v_old - beta v; returns [M]. With a bool
+    `channel_mask` [C] over the last (channel) dimension, only those channels count (`nft.channels`)."""
     if beta <= 0:
         raise ValueError(f"nft.beta must be > 0, got {beta}")
     if not (velocity.shape == old_velocity.shape == target.shape):
         raise ValueError(f"nft_objective: velocity {tuple(velocity.shape)}, old_velocity {tuple(old_velocity.shape)} "
                          f"and target {tuple(target.shape)} must match")
     v, v_old, u = velocity.float(), old_velocity.float(), target.float()
+    if channel_mask is not None:  # latent [..., channels]: only the named channels are trained
+        v, v_old, u = v[..., channel_mask], v_old[..., channel_mask], u[..., channel_mask]
     positive = ((1 - beta) * v_old + beta * v - u).pow(2).reshape(v.shape[0], -1).mean(1)
     negative = ((1 + beta) * v_old - beta * v - u).pow(2).reshape(v.shape[0], -1).mean(1)
     return r * positive + (1 - r) * negative
@@ -45,7 +49,8 @@ def nft_loss(policy: torch.nn.Module, ref_policy: object, batch: CleanSampleBatc
     v = policy.velocity(x_t, batch.times.to(x_t.dtype), cond)
     target = batch.noise - batch.clean_latents
     r = optimality(batch.advantages.to(v.device), nft_cfg.adv_scale)
-    loss = nft_objective(v, batch.old_velocity, target, r, nft_cfg.beta).mean()
+    mask = policy_noise_mask(policy, nft_cfg.channels, key="nft.channels")
+    loss = nft_objective(v, batch.old_velocity, target, r, nft_cfg.beta, mask).mean()
     with torch.no_grad():
         fm = (v.float() - target.float()).pow(2).mean()
     return loss, {"loss": float(loss.detach()), "fm_loss": float(fm), "r_mean": float(r.mean()), "ref_forward_s": 0.0}

@@ -12,6 +12,7 @@ from common.types import TEACHERS
 from orchestrator.config.schema import PrismConfig
 from orchestrator.grpo.loss import grpo_loss
 from orchestrator.nft.loss import nft_loss
+from policies.forward_draws import check_time_range
 from policies.trainable import build_trainable_policy
 from rewards.base import build_teacher, check_options, import_plugins
 
@@ -59,6 +60,7 @@ def build_pools(cfg: PrismConfig) -> tuple[dict[str, RewardPool], dict[str, str]
 def build_learner(cfg: PrismConfig) -> LearnerGroup:
     """A new learner group (its own placement group and rendezvous) at the policy's initial weights."""
     if cfg.train.algorithm == "nft":
+        check_time_range(cfg.nft.time_range)  # here, before any rollout, rather than on a rollout worker
         loss_fn = functools.partial(nft_loss, nft_cfg=cfg.nft)
     else:
         loss_fn = functools.partial(grpo_loss, grpo_cfg=cfg.grpo, guidance_scale=cfg.sampler.guidance_scale,

@@ -115,7 +115,8 @@ class Trainer:
         clip_ids = self.sampler.next(cfg.grpo.prompts_per_step)
         draws = cfg.nft.draws if cfg.train.algorithm == "nft" else 0
         requests = [GroupRequest(self.clip_refs[cid], group_seed(cfg.seed, step, i), list(sde_steps),
-                                 cfg.grpo.group_size, forward_draws=draws) for i, cid in enumerate(clip_ids)]
+                                 cfg.grpo.group_size, forward_draws=draws, draw_times=tuple(cfg.nft.time_range))
+                    for i, cid in enumerate(clip_ids)]
         pending = self.roles.fleet.submit(requests)
         return LaunchedStep(step, clip_ids, list(sde_steps), requests, pending, cursor_before, rng_before)
 
