@@ -1,7 +1,7 @@
 """One data-parallel rank of the learner group: a Ray actor holding a DeepSpeed ZeRO engine.
 
 Every rank builds the same model (same seed, same initial state), a frozen reference copy of it,
-and a DeepSpeed engine with a torch AdamW (DeepSpeed's own optimizers JIT-compile for ~35 s).
+and a DeepSpeed engine with a torch optimizer, AdamW or SGD (DeepSpeed's own optimizers JIT-compile for ~35 s).
 Rank 0 also keeps the EMA of the weights. Methods marked *collective* must be called on every
 rank at once (the group handle does that); the others are local.
 """
@@ -27,6 +27,7 @@ from actors.config import LearnerConfig
 from actors.ema import EMA
 from actors.experience import TransitionBatch, concat, micro_batch_plan
 from actors.lost_objects import InputsLost, first_line, is_lost
+from actors.optimizer import build_optimizer
 from actors.shm_buffers import remove_shm_buffers
 from policies.trainable import plain_state_dict, reference_of
 
@@ -70,6 +71,7 @@ def deepspeed_config(cfg: LearnerConfig, max_grad_norm: float, micro_batch: int,
         "gradient_accumulation_steps": 1,
         "gradient_clipping": float(max_grad_norm),
         "zero_optimization": zero,
+        "zero_allow_untested_optimizer": True,  # ZeRO partitions any torch optimizer's state (grpo.optimizer=sgd)
         "bf16": {"enabled": cfg.dtype == "bf16"},
         "steps_per_print": 1 << 30,
         "wall_clock_breakdown": False,
@@ -157,7 +159,7 @@ class LearnerRank:
             for p in model.parameters(recurse=False):
                 deepspeed.zero.register_external_parameter(head, p)
         trainable = [p for p in head.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=self.grpo.lr, weight_decay=self.grpo.weight_decay)
+        optimizer = build_optimizer(trainable, self.grpo.optimizer, self.grpo.lr, self.grpo.weight_decay, self.grpo.momentum)
         ds_cfg = deepspeed_config(self.cfg, self.grpo.max_grad_norm, self.grpo.minibatch_size, num_params)
         clock = time.perf_counter()
         self.engine, *_ = deepspeed.initialize(model=head, optimizer=optimizer, config=ds_cfg)

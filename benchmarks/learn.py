@@ -3,8 +3,8 @@
 `prismrl bench learn [CONFIG]` trains the config (`orchestrator.training.train.run_training`) with a
 validation pass every `bench.val_every` steps (ODE, EMA weights, the same clips and noise every
 pass) and reports each pass's change from the first, paired clip by clip, with its standard error,
-per teacher and for the total. With `bench.null_control=shuffle|zero` a second run from the same
-start trains with `grpo.null_control` set (advantages shuffled across groups, or zero): its curve is
+per teacher and for the total. With `bench.null_control=shuffle_in_group|shuffle|zero` a second run from the same
+start trains with `grpo.null_control` set (advantages permuted within each group, across groups, or zero): its curve is
 what the update mechanics do without the reward, and the bar is that no teacher moves beyond
 `bench.null_bar` standard errors. Writes learn.png (one panel per teacher and the total, ±1 s.e.
 bands, both runs), logged to each run's MLflow run with the curves as `val_change/<teacher>`.
@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from common.types import TEACHERS
 from orchestrator.config.schema import PrismConfig
+from orchestrator.grpo.advantages import NULL_CONTROLS
 
 KEYS = (*TEACHERS, "total")
 """Panels and table columns: each teacher, then the configured total."""
@@ -34,7 +35,7 @@ class LearnOptions:
     val_every: int = 10
     """Learner steps between validation passes (train.val_every of each run)."""
     null_control: str = "none"
-    """`none`, or `shuffle` / `zero`: also train a null-control run (grpo.null_control) from the same start."""
+    """`none`, or `shuffle_in_group` / `shuffle` / `zero`: also train a null-control run (grpo.null_control) from the same start."""
     null_bar: float = 2.0
     """A null-control run passes when no teacher's final change exceeds this many standard errors."""
 
@@ -94,8 +95,8 @@ def run(cfg: PrismConfig, opts: LearnOptions | None = None) -> dict[str, Any]:
     opts = opts or LearnOptions()
     if opts.val_every < 1:
         raise ValueError(f"bench.val_every must be >= 1, got {opts.val_every}")
-    if opts.null_control not in ("none", "shuffle", "zero"):
-        raise ValueError(f"bench.null_control must be none, shuffle or zero, got {opts.null_control!r}")
+    if opts.null_control not in NULL_CONTROLS:
+        raise ValueError(f"bench.null_control must be one of {NULL_CONTROLS}, got {opts.null_control!r}")
     arms = [TRAIN_ARM] + ([f"null_{opts.null_control}"] if opts.null_control != "none" else [])
     out: dict[str, Any] = {"val_every": opts.val_every, "null_bar": opts.null_bar, "arms": {}}
     for arm in arms:

@@ -1,13 +1,15 @@
 """DiffusionNFT's maths (orchestrator/nft/loss.py, policies/forward_draws.py) and its experience rows."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from actors.experience import concat
 from actors.experience_builder import assemble_clean_samples, assemble_transitions
 from orchestrator.config.schema import NFTConfig
-from orchestrator.nft.loss import nft_loss, nft_objective, optimality
+from orchestrator.nft.loss import nft_loss, nft_objective, optimality, velocity_kl
 from policies.build import build_policy
 from policies.config import SamplerConfig
 from policies.forward_draws import forward_draws, noised, stratified_times
@@ -146,3 +148,32 @@ def test_channel_mask_trains_only_the_named_channels():
     assert float(loss.detach()) == pytest.approx(float(fm_first4), rel=1e-5)  # at v = v_old: the FM error on those channels
     with pytest.raises(ValueError, match="nft.channels: unknown token 'bands'"):
         nft_loss(policy, None, batch, NFTConfig(draws=2, channels="bands"))
+
+
+def test_velocity_kl_is_zero_at_the_reference_and_pulls_a_moved_policy_back():
+    assert velocity_kl(torch.ones(2, 3, 4), torch.ones(2, 3, 4)).tolist() == [0.0, 0.0]
+    assert velocity_kl(torch.zeros(1, 2, 2), torch.tensor([[[1.0, 2.0], [0.0, 1.0]]])).tolist() == [1.5]
+    with pytest.raises(ValueError, match="ref_velocity"):
+        velocity_kl(torch.zeros(1, 2), torch.zeros(2, 2))
+    policy = randomize(build_policy(tiny_cfg())).eval()
+    reference = copy.deepcopy(policy).requires_grad_(False)
+    res, draws, prepared = _group(policy)
+    batch = assemble_clean_samples({"records": res.records, "prepared": prepared, "draws": draws},
+                                   [1.0, -1.0, 0.0], version=0, clip_id="c0")
+    plain, _ = nft_loss(policy, None, batch, NFTConfig(draws=2))
+    with_kl, metrics = nft_loss(policy, reference, batch, NFTConfig(draws=2, kl_beta=3.0))
+    assert metrics["kl"] == 0.0 and metrics["ref_forward_s"] > 0  # at the reference the term is 0 ...
+    assert float(with_kl) == pytest.approx(float(plain), rel=1e-6)
+    with torch.no_grad():  # ... and once the policy has moved, a step on it alone moves it back
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    kl_only = NFTConfig(draws=2, kl_beta=1.0, adv_scale=1e9)  # r = 0.5: the NFT term is the trust region only
+    before = nft_loss(policy, reference, batch, kl_only)[1]["kl"]
+    loss, _ = nft_loss(policy, reference, batch, kl_only)
+    opt = torch.optim.SGD([p for p in policy.parameters() if p.requires_grad], lr=0.05)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert 0 < nft_loss(policy, reference, batch, kl_only)[1]["kl"] < before
+    with pytest.raises(ValueError, match="nft.kl_beta"):
+        nft_loss(policy, reference, batch, NFTConfig(draws=2, kl_beta=-1.0))

@@ -1,4 +1,4 @@
-"""The null control (`grpo.null_control`): shuffled or zero advantages, and on the tiny config a zero-advantage
+"""The null control (`grpo.null_control`): shuffled (across or within groups) or zero advantages, and on the tiny config a zero-advantage
 learner step that changes no weight beyond what AdamW's weight decay does."""
 import copy
 
@@ -28,10 +28,27 @@ def test_zero_and_shuffle_keep_the_batch_but_not_the_reward():
         null_control_advantages(adv, "flip", np.random.default_rng(0))
 
 
-def test_config_accepts_the_three_modes_and_names_a_bad_one():
+def test_shuffle_in_group_permutes_each_group_among_its_kept_members():
+    adv = group_advantages(np.arange(24, dtype=np.float64).reshape(3, 8) ** 1.5)
+    keep = np.ones(adv.shape, bool)
+    keep[1, [2, 5]] = False
+    kept_adv = np.where(keep, adv, 0.0)
+    a = null_control_advantages(kept_adv, "shuffle_in_group", np.random.default_rng(0), keep)
+    assert np.array_equal(a, null_control_advantages(kept_adv, "shuffle_in_group", np.random.default_rng(0), keep))
+    for row in range(3):  # each group keeps its own values, so its sum (the trained run's) ...
+        assert np.allclose(np.sort(a[row][keep[row]]), np.sort(kept_adv[row][keep[row]]))
+        assert np.isclose(a[row].sum(), kept_adv[row].sum())
+    assert not a[1, [2, 5]].any()  # ... and a dropped member stays at 0
+    assert not np.allclose(a, kept_adv)  # ... but the values have moved between members
+    with pytest.raises(ValueError, match="keep"):
+        null_control_advantages(adv, "shuffle_in_group", np.random.default_rng(0), keep[:2])
+
+
+def test_config_accepts_the_null_modes_and_names_a_bad_one():
     from orchestrator.config.load import ConfigError
 
     assert load_config("tiny", ["grpo.null_control=shuffle"]).grpo.null_control == "shuffle"
+    assert load_config("tiny", ["grpo.null_control=shuffle_in_group"]).grpo.null_control == "shuffle_in_group"
     with pytest.raises(ConfigError, match="grpo.null_control"):
         load_config("tiny", ["grpo.null_control=flip"])
 

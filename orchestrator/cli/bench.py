@@ -11,7 +11,7 @@ NAME:
   gradsnr     the policy gradient's signal-to-noise at a checkpoint: per window start and reward, the
               groups a gradient needs before it points somewhere, against a run's budget (benchmarks/grad_snr.py)
   learn       a learning curve: validation every bench.val_every steps, paired change ± s.e. per teacher,
-              PNG and MLflow; bench.null_control=shuffle|zero adds a null-control run (benchmarks/learn.py)
+              PNG and MLflow; bench.null_control=shuffle_in_group|shuffle|zero adds a null-control run (benchmarks/learn.py)
   plan_following  do the policy's sounds have the classes its plan names (and does the plan
               matter at all)? Ground truth, codec ceiling and policy, paired ± s.e. (benchmarks/plan_following.py)
   ablation    the paper's teacher and CoT ablation tables: handed to orchestrator/evaluation/ablation.py

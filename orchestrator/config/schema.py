@@ -26,9 +26,16 @@ class GRPOConfig:
     group_size: int = 16
     """G: samples per prompt; advantages are relative within a group."""
     lr: float = 1e-5
-    """AdamW learning rate."""
+    """Learning rate of `optimizer`."""
+    optimizer: str = "adamw"
+    """`adamw` (PrismAudio's) or `sgd` (heavy-ball momentum `momentum`). Where the gradient is mostly noise,
+    AdamW moves every coordinate by about lr a step whatever its gradient (a random walk in all of
+    them); SGD moves each in proportion to its gradient. With SGD, lr is on the gradient's own scale
+    (set it from the learner's `grad_norm`)."""
+    momentum: float = 0.9
+    """SGD's momentum (optimizer=sgd only)."""
     weight_decay: float = 1e-4
-    """AdamW weight decay."""
+    """Weight decay: decoupled for AdamW, L2 for SGD."""
     max_grad_norm: float = 1.0
     """Gradient-norm clip."""
     clip_range: float = 1e-4
@@ -49,7 +56,9 @@ class GRPOConfig:
     """EMA of the weights, used for evaluation and `val_*`."""
     null_control: str = "none"
     """Null control of the update mechanics: `none` (train on the advantages), `shuffle` (each step's
-    advantages permuted across all its groups, so updates keep their size but follow no reward) or
+    advantages permuted across all its groups, so updates keep their size but follow no reward),
+    `shuffle_in_group` (each group's advantages permuted among its own members: the permutation null of
+    a group-relative estimator, whose groups keep their advantage sums as a trained run's do) or
     `zero` (all advantages 0: only the KL term, weight decay and numerics move the weights). A run
     whose teachers move beyond their noise under a null control drifts for reasons no reward asked for."""
 
@@ -67,7 +76,8 @@ class NFTConfig:
     gradient is 2 beta (2r - 1) (v - u) dv: towards the samples that beat their group, away from
     the others. grpo.steps, prompts_per_step, group_size, lr, weight_decay, max_grad_norm, the
     advantage settings, minibatch_size (rows here are (sample, draw) pairs), inner_epochs, ema_decay
-    and null_control apply unchanged; clip_range and kl_beta do not (no ratio, no reference)."""
+    and null_control apply unchanged; clip_range and grpo.kl_beta do not (no ratio; the reference
+    term is `nft.kl_beta`)."""
 
     beta: float = 1.0
     """Step of the implicit positive and negative policies away from the rollout policy."""
@@ -86,6 +96,11 @@ class NFTConfig:
     time_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
     """[lo, hi] of the draws' times t (x_t = (1 - t) x0 + t noise, t = 1 is pure noise), 0 <= lo < hi <= 1.
     The `draws` times are stratified over it: draw j has t = lo + (hi - lo) (j + U_j) / draws."""
+    kl_beta: float = 0.0
+    """Weight of the velocity KL to the frozen pretrained policy, |v - v_ref|^2 (mean per element, every
+    channel, at the draws' x_t; one reference forward each). 0 = off. It pulls the policy back towards
+    the reference wherever it has moved, so a noise-driven random walk of the weights stays bounded
+    while a steady reward-driven pull persists."""
 
 
 ALGORITHMS = ("grpo", "nft")

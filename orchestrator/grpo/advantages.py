@@ -45,14 +45,22 @@ def group_advantages(rewards: Array, std_mode: str = "batch", eps: float = 1e-4,
     return adv.to(rewards.dtype if rewards.is_floating_point() else torch.float32)
 
 
-NULL_CONTROLS = ("none", "shuffle", "zero")
+NULL_CONTROLS = ("none", "shuffle", "shuffle_in_group", "zero")
 """Allowed `grpo.null_control` values."""
 
 
-def null_control_advantages(adv: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
+def null_control_advantages(adv: np.ndarray, mode: str, rng: np.random.Generator,
+                            keep: np.ndarray | None = None) -> np.ndarray:
     """Advantages [P, G] as a null control sees them: `none` returns them unchanged, `zero` all zeros,
     `shuffle` the same values permuted across the whole batch (every group's members get values drawn
-    from all groups), so each update keeps its size but no longer follows any reward.
+    from all groups), `shuffle_in_group` each group's values permuted among its own kept members (bool
+    `keep` [P, G]; default all), so each update keeps its size but no longer follows any reward.
+
+    `shuffle_in_group` is the permutation null of a group-relative estimator: under "the reward does not
+    depend on the sample" a group's advantages are exchangeable among its members, and each group's
+    advantages keep their sum (0 when centred), as the trained run's do. `shuffle` breaks that sum, so
+    the part of the members' gradients that they share (large under common random numbers, `nft.draws`)
+    no longer cancels: its updates are noisier than any trained run's.
     """
     if mode not in NULL_CONTROLS:
         raise ValueError(f"grpo.null_control must be one of {NULL_CONTROLS}, got {mode!r}")
@@ -63,4 +71,13 @@ def null_control_advantages(adv: np.ndarray, mode: str, rng: np.random.Generator
         return adv
     if mode == "zero":
         return np.zeros_like(adv)
-    return rng.permutation(adv.reshape(-1)).reshape(adv.shape)
+    if mode == "shuffle":
+        return rng.permutation(adv.reshape(-1)).reshape(adv.shape)
+    keep = np.ones(adv.shape, bool) if keep is None else np.asarray(keep, bool)
+    if keep.shape != adv.shape:
+        raise ValueError(f"null_control_advantages: keep {keep.shape} must match advantages {adv.shape}")
+    out = adv.copy()
+    for row in range(adv.shape[0]):
+        kept = np.flatnonzero(keep[row])
+        out[row, kept] = adv[row, rng.permutation(kept)]
+    return out

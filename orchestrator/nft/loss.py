@@ -1,6 +1,8 @@
 """DiffusionNFT's objective (arXiv 2509.16117) on `CleanSampleBatch` rows (see `NFTConfig`)."""
 from __future__ import annotations
 
+import time
+
 import torch
 
 from actors.experience import CleanSampleBatch
@@ -34,13 +36,22 @@ def nft_objective(velocity: torch.Tensor, old_velocity: torch.Tensor, target: to
     return r * positive + (1 - r) * negative
 
 
+def velocity_kl(velocity: torch.Tensor, ref_velocity: torch.Tensor) -> torch.Tensor:
+    """|v - v_ref|^2 per row (mean over non-row dims), over every channel; returns [M]. Two flows that
+    share the sampler's diffusion coefficient g(t) differ in KL by the time integral of
+    |v - v_ref|^2 / (2 g^2) (Girsanov), so this is the KL's integrand at the drawn (x_t, t)."""
+    if velocity.shape != ref_velocity.shape:
+        raise ValueError(f"velocity_kl: velocity {tuple(velocity.shape)} and ref_velocity {tuple(ref_velocity.shape)} differ")
+    return (velocity.float() - ref_velocity.float()).pow(2).reshape(velocity.shape[0], -1).mean(1)
+
+
 def nft_loss(policy: torch.nn.Module, ref_policy: object, batch: CleanSampleBatch, nft_cfg: NFTConfig
              ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean DiffusionNFT objective of one minibatch (ref_policy is unused: v_old rides in the batch).
+    """Mean DiffusionNFT objective of one minibatch, plus nft.kl_beta x the velocity KL to ref_policy
+    (the frozen pretrained policy; only called when kl_beta > 0). v_old rides in the batch.
 
-    Metrics: loss, fm_loss (plain flow-matching error of v on the policy's own samples), r_mean,
-    ref_forward_s (0: no reference forward), all python floats."""
-    del ref_policy
+    Metrics: loss, fm_loss (plain flow-matching error of v on the policy's own samples), r_mean, kl
+    (0 when kl_beta = 0), ref_forward_s (seconds of the reference forward), all python floats."""
     if not isinstance(batch, CleanSampleBatch):
         raise TypeError(f"train.algorithm=nft trains on CleanSampleBatch rows, got {type(batch).__name__} "
                         "(were the rollouts made without nft.draws?)")
@@ -51,6 +62,17 @@ def nft_loss(policy: torch.nn.Module, ref_policy: object, batch: CleanSampleBatc
     r = optimality(batch.advantages.to(v.device), nft_cfg.adv_scale)
     mask = policy_noise_mask(policy, nft_cfg.channels, key="nft.channels")
     loss = nft_objective(v, batch.old_velocity, target, r, nft_cfg.beta, mask).mean()
+    kl, ref_forward_s = torch.zeros((), device=v.device), 0.0
+    if nft_cfg.kl_beta < 0:
+        raise ValueError(f"nft.kl_beta must be >= 0, got {nft_cfg.kl_beta}")
+    if nft_cfg.kl_beta > 0:
+        clock = time.perf_counter()
+        with torch.no_grad():
+            v_ref = ref_policy.velocity(x_t, batch.times.to(x_t.dtype), ref_policy.encode_conditions(batch.cond_inputs))
+        ref_forward_s = time.perf_counter() - clock
+        kl = velocity_kl(v, v_ref).mean()
+        loss = loss + nft_cfg.kl_beta * kl
     with torch.no_grad():
         fm = (v.float() - target.float()).pow(2).mean()
-    return loss, {"loss": float(loss.detach()), "fm_loss": float(fm), "r_mean": float(r.mean()), "ref_forward_s": 0.0}
+    return loss, {"loss": float(loss.detach()), "fm_loss": float(fm), "r_mean": float(r.mean()), "kl": float(kl.detach()),
+                  "ref_forward_s": ref_forward_s}

@@ -131,7 +131,7 @@ class Trainer:
         adv = np.where(grades.keep, adv, 0.0)
         if cfg.grpo.null_control != "none":  # the update mechanics without the reward (grpo.null_control)
             rng = np.random.default_rng(group_seed(cfg.seed, launched.step, 0, NULL_STREAM))
-            adv = np.where(grades.keep, null_control_advantages(adv, cfg.grpo.null_control, rng), 0.0)
+            adv = np.where(grades.keep, null_control_advantages(adv, cfg.grpo.null_control, rng, grades.keep), 0.0)
         refs = [build_experience.remote(g.records_ref, [float(a) for a in adv[i]], g.version, g.clip_id)
                 for i, g in enumerate(groups)]
         self.buffer.add(launched.step, refs, [g.version for g in groups])
