@@ -3,13 +3,13 @@
 `prismrl bench learn [CONFIG]` trains the config (`orchestrator.training.train.run_training`) with a
 validation pass every `bench.val_every` steps (ODE, EMA weights, the same clips and noise every
 pass) and reports each pass's change from the first, paired clip by clip, with its standard error,
-per teacher and for the total. With `bench.null_control=shuffle_in_group|shuffle|zero` a second run from the same
-start trains with `grpo.null_control` set (advantages permuted within each group, across groups, or zero): its curve is
-what the update mechanics do without the reward, and the bar is that no teacher moves beyond
+per teacher and for the total. With `bench.null_control=shuffle_in_group|shuffle|zero` a second run
+from the same start trains with `grpo.null_control` set (advantages permuted within each group,
+across groups, or zero): its curve is what the update mechanics do without the reward, and the bar is that no teacher moves beyond
 `bench.null_bar` standard errors. Writes learn.png (one panel per teacher and the total, ±1 s.e.
 bands, both runs), logged to each run's MLflow run with the curves as `val_change/<teacher>`.
 
-    prismrl bench learn demo bench.val_every=10 bench.null_control=shuffle
+    prismrl bench learn demo bench.val_every=10 bench.null_control=shuffle_in_group
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ bench.schedules=[fast_grpo,flow_grpo]. Writes <run_dir>/<NAME>.json and <run_dir
   prismrl bench pools bench.replicas=[1,2,4,8]
   prismrl bench gpu cluster bench.steps=3
   prismrl bench gradsnr demo bench.groups=48 bench.window_starts=[0,1,2,3]
-  prismrl bench learn demo bench.val_every=10 bench.null_control=shuffle
+  prismrl bench learn demo bench.val_every=10 bench.null_control=shuffle_in_group
   prismrl bench plan_following demo bench.clips=40
 """
 from __future__ import annotations
