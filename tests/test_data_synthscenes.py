@@ -120,6 +120,7 @@ def test_splits_are_deterministic_and_sized_by_fraction():
     splits = assign_splits(100, 5, 0.1, 0.2)
     assert splits == assign_splits(100, 5, 0.1, 0.2)
     assert (splits.count("train"), splits.count("val"), splits.count("test")) == (70, 10, 20)
+    assert assign_splits(12, 1, 1.0, 0.0) == ["val"] * 12  # a validation-only set
 
 
 def test_bad_synth_config_names_the_key():
@@ -127,6 +128,9 @@ def test_bad_synth_config_names_the_key():
         check_synth_config(SynthConfig(size=33))
     with pytest.raises(ValueError, match="data.synth.max_duration_s"):
         check_synth_config(SynthConfig(min_duration_s=2, max_duration_s=9))
+    with pytest.raises(ValueError, match=r"data.val_synth.test_fraction = 0.5 plus val_fraction must be <= 1"):
+        check_synth_config(SynthConfig(val_fraction=0.6, test_fraction=0.5), "data.val_synth")
+    check_synth_config(SynthConfig(val_fraction=1.0, test_fraction=0.0))
 
 
 def test_cli_synth_then_summary(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """`prismrl demo [CONFIG] [key=value ...]`: the laptop job, end to end on the CPU, no downloads.
 
-1. SynthScenes demo set (generated once; reused when its manifest exists),
+1. SynthScenes demo set and its separate validation set (each generated once; reused when its manifest exists),
 2. supervised pretraining of the small policy (reused when the checkpoint exists),
 3. Fast-GRPO on a local Ray with all four reward pools (signal backends) and 2 DeepSpeed ranks,
 4. a summary: validation rewards before and after (ODE sampling, EMA weights), wall time, samples/s.
@@ -11,10 +11,36 @@ import logging
 import os
 import sys
 import time
+from typing import Callable
 
 from orchestrator.config.argv import command_config
+from orchestrator.config.schema import PrismConfig
 
 log = logging.getLogger("prismrl.demo")
+
+
+def ensure_demo_data(cfg: PrismConfig, progress: bool = True, say: Callable[[str], None] = print) -> list[str]:
+    """Generate the training set at `data.manifest` (from `data.synth`) and, when `train.val_manifest`
+    is set, the validation set there (from `data.val_synth`), each only when its local manifest is
+    missing. Each set's line goes to `say` before its work starts; returns the lines."""
+    from orchestrator.data.synth import write_synthscenes
+
+    sets = [(cfg.data.manifest, cfg.data.synth, "data.synth", "SynthScenes")]
+    if cfg.train.val_manifest:
+        if cfg.data.val_synth.seed == cfg.data.synth.seed:
+            raise ValueError(f"data.val_synth.seed = {cfg.data.val_synth.seed} is data.synth.seed: the validation "
+                             f"set would repeat the training clips; give it another seed")
+        sets.append((cfg.train.val_manifest, cfg.data.val_synth, "data.val_synth", "the validation set"))
+    lines = []
+    for manifest, synth, synth_key, what in sets:
+        if manifest.startswith("s3://") or os.path.exists(manifest):
+            lines.append(f"[1/3] reusing {what} at {manifest}")
+            say(lines[-1])
+            continue
+        lines.append(f"[1/3] generating {what} ({synth.n} clips, seed {synth.seed}) into {os.path.dirname(manifest)}")
+        say(lines[-1])
+        write_synthscenes(os.path.dirname(manifest), synth, cfg.data.s3, progress=progress, config_key=synth_key)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,14 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg is None:
         return 0
     t0 = time.perf_counter()
-    manifest = cfg.data.manifest
-    if not os.path.exists(manifest):
-        from orchestrator.data.synth import write_synthscenes
-
-        print(f"[1/3] generating SynthScenes ({cfg.data.synth.n} clips) into {os.path.dirname(manifest)}")
-        write_synthscenes(os.path.dirname(manifest), cfg.data.synth, cfg.data.s3)
-    else:
-        print(f"[1/3] reusing SynthScenes at {manifest}")
+    ensure_demo_data(cfg, progress=cfg.tracking.progress)
     ckpt = cfg.policy.checkpoint
     if ckpt and not os.path.exists(ckpt):
         from orchestrator.training.pretrain import run_pretrain

@@ -37,6 +37,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sweep.search": ("grid", "random"),
     "planner.backend": ("synth", "mllm"),
     "eval.split": ("train", "val", "test"),
+    "train.val_split": ("train", "val", "test"),
     "eval.plans": ("dataset", "planner", "none", "random", "monolithic"),
 }
 """Keys whose value must be one of a fixed set."""

@@ -134,8 +134,15 @@ class TrainConfig:
     without it). One more stops the run; 0 = stop at the first, naming the rank or checkpoint and cause."""
     val_every: int = 0
     """Steps between validation passes logged to MLflow (0 = only before and after)."""
+    val_manifest: Optional[str] = None
+    """Manifest (local or s3://, read with `data.s3`) whose `val_split` clips validate the run; None =
+    `data.manifest`. A separate set (another SynthScenes seed: `prismrl data synth`) can hold many more
+    validation clips than the training manifest's val split without taking any from training. A clip
+    that is also a training clip (same clip id, video or audio file) is an error naming it."""
+    val_split: str = "val"
+    """Split of the validation manifest that is validated (`train`, `val` or `test`)."""
     val_clips: int = 16
-    """Validation clips graded per validation pass."""
+    """Validation clips graded per validation pass: the first of the split, in manifest order."""
     val_samples: int = 1
     """ODE samples per validation clip, each from its own fixed noise (more = a less noisy mean)."""
     media_clips: int = 2

@@ -38,9 +38,9 @@ class SynthConfig:
     size: int = 64
     """Video frame width and height in pixels."""
     val_fraction: float = 0.1
-    """Share of clips in the validation split."""
+    """Share of clips in the validation split (1 = a validation-only set)."""
     test_fraction: float = 0.1
-    """Share of clips in the test split."""
+    """Share of clips in the test split; the rest (after val and test) is the train split."""
     audio_format: str = "wav"
     """`wav` or `flac`."""
 
@@ -57,5 +57,9 @@ class DataConfig:
     """S3 access for s3:// paths."""
     synth: SynthConfig = field(default_factory=SynthConfig)
     """Used when the manifest is missing and must be generated (demo) or by `prismrl data synth`."""
+    val_synth: SynthConfig = field(default_factory=lambda: SynthConfig(n=152, seed=2, val_fraction=1.0, test_fraction=0.0))
+    """`prismrl demo` generates the validation set at `train.val_manifest` with these parameters when
+    that manifest is set and missing. Its seed must differ from `synth.seed` (other clips); its media
+    parameters (rate, duration, fps, size) should match `synth`'s."""
     cache_decoded: bool = True
     """Keep decoded clips in memory once read (small data sets)."""

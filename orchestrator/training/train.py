@@ -24,12 +24,18 @@ log = logging.getLogger("prismrl.train")
 
 
 def check_inputs(cfg: PrismConfig) -> None:
-    """Fail before starting Ray on a missing manifest or policy checkpoint, or a bad teacher config."""
+    """Fail before starting Ray on a missing manifest (training or validation) or policy checkpoint, or a
+    bad teacher config."""
     manifest = cfg.data.manifest
     if not manifest.startswith("s3://") and not os.path.exists(manifest):
         raise FileNotFoundError(
             f"data.manifest: {manifest} does not exist; make one with `prismrl data synth run_dir=DIR` "
             f"and pass data.manifest=DIR/manifest.parquet")
+    val_manifest = cfg.train.val_manifest
+    if val_manifest and not val_manifest.startswith("s3://") and not os.path.exists(val_manifest):
+        raise FileNotFoundError(
+            f"train.val_manifest: {val_manifest} does not exist; make one with `prismrl data synth run_dir=DIR "
+            f"seed=N` (another seed than the training set's) or set train.val_manifest=null")
     from orchestrator.training.roles import teacher_factories
 
     teacher_factories(cfg)  # unknown backend or option key: stop here, naming it

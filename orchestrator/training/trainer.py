@@ -23,13 +23,13 @@ from actors.experience_builder import build_experience
 from actors.rollout_fleet import GroupRequest
 from common.types import TEACHERS, join_cot
 from orchestrator.training.buffer import ExperienceBuffer
+from orchestrator.training.clip_sets import training_clip_sets
 from actors.learner_group import LearnerRankLost
 from actors.lost_objects import InputsLost
 from orchestrator.training.checkpoint_store import CheckpointStore, CheckpointWriteError
 from orchestrator.training.faults import FaultBudget
 from orchestrator.config.load import to_dict
 from orchestrator.config.schema import PrismConfig
-from orchestrator.data.reader import ClipReader
 from orchestrator.data.sampler import PromptSampler
 from orchestrator.grpo.advantages import group_advantages, null_control_advantages
 from orchestrator.training.reward_phase import grade_groups
@@ -70,29 +70,27 @@ class Trainer:
     def __init__(self, cfg: PrismConfig, roles: Roles | None = None):
         self.cfg = cfg
         os.makedirs(cfg.run_dir, exist_ok=True)
-        reader = ClipReader(cfg.data)
-        self.train_ids = reader.clip_ids("train")
-        self.val_ids = reader.clip_ids("val")[: cfg.train.val_clips]
-        if not self.val_ids:
-            raise ValueError(f"{cfg.data.manifest}: the val split is empty; validation needs clips")
+        sets = training_clip_sets(cfg)
+        self.train_ids, self.val_ids = sets.train_ids, sets.val_ids
         self.clip_refs: dict[str, Any] = {}
         self.cot_text: dict[str, str] = {}
-        for cid in self.train_ids + self.val_ids:
-            try:
-                clip = reader.load(cid)
-            except ValueError:
-                if cfg.data.on_bad_clip == "skip":
-                    continue
-                raise
-            self.clip_refs[cid] = ray.put(clip)
-            self.cot_text[cid] = join_cot(clip.cot)
+        for reader, ids in ((sets.train_reader, self.train_ids), (sets.val_reader, self.val_ids)):
+            for cid in ids:
+                try:
+                    clip = reader.load(cid)
+                except ValueError:
+                    if cfg.data.on_bad_clip == "skip":
+                        continue
+                    raise
+                self.clip_refs[cid] = ray.put(clip)
+                self.cot_text[cid] = join_cot(clip.cot)
         self.train_ids = [c for c in self.train_ids if c in self.clip_refs]
         self.val_ids = [c for c in self.val_ids if c in self.clip_refs]
         self.last_val_rows: list[dict[str, Any]] = []
         self.val_rows_by_step: dict[int, list[dict[str, Any]]] = {}
         """`last_val_rows` of every validation pass of this process, by the learner steps done before it."""
         """Per val clip of the latest `validate`: clip_id and each teacher's and the total's mean over its samples."""
-        self.skipped_clips = dict(reader.skipped)
+        self.skipped_clips = {**sets.train_reader.skipped, **sets.val_reader.skipped}
         self.sampler = PromptSampler(self.train_ids, cfg.seed)
         self.window_gen = torch.Generator().manual_seed(cfg.seed)
         self.store = checkpoint_store(cfg)

@@ -39,8 +39,8 @@ class GeneratedClip:
     """wav or flac bytes."""
 
 
-def check_synth_config(cfg: SynthConfig) -> None:
-    """ValueError naming the data.synth.* key when a generation parameter is out of range."""
+def check_synth_config(cfg: SynthConfig, config_key: str = "data.synth") -> None:
+    """ValueError naming the `config_key`.* key when a generation parameter is out of range."""
     checks = [
         ("n", cfg.n >= 1, "must be >= 1"),
         ("sample_rate", cfg.sample_rate >= 8000, "must be >= 8000 Hz"),
@@ -48,14 +48,14 @@ def check_synth_config(cfg: SynthConfig) -> None:
         ("max_duration_s", cfg.max_duration_s <= 8.0, "must be <= 8"),
         ("fps", 4.0 <= cfg.fps <= 60.0, "must be in [4, 60]"),
         ("size", cfg.size >= 16 and cfg.size % 2 == 0, "must be an even number >= 16"),
-        ("val_fraction", 0.0 <= cfg.val_fraction < 1.0, "must be in [0, 1)"),
-        ("test_fraction", 0.0 <= cfg.test_fraction < 1.0, "must be in [0, 1)"),
-        ("test_fraction", cfg.val_fraction + cfg.test_fraction < 1.0, "plus val_fraction must be < 1"),
+        ("val_fraction", 0.0 <= cfg.val_fraction <= 1.0, "must be in [0, 1]"),
+        ("test_fraction", 0.0 <= cfg.test_fraction <= 1.0, "must be in [0, 1]"),
+        ("test_fraction", cfg.val_fraction + cfg.test_fraction <= 1.0, "plus val_fraction must be <= 1"),
         ("audio_format", cfg.audio_format in ("wav", "flac"), "must be wav or flac"),
     ]
     for key, ok, rule in checks:
         if not ok:
-            raise ValueError(f"data.synth.{key} = {getattr(cfg, key)!r} {rule}")
+            raise ValueError(f"{config_key}.{key} = {getattr(cfg, key)!r} {rule}")
 
 
 def assign_splits(n: int, seed: int, val_fraction: float, test_fraction: float) -> list[str]:
@@ -138,10 +138,12 @@ def generate_clip(cfg: SynthConfig, index: int, split: str) -> GeneratedClip:
 
 
 def write_synthscenes(
-    out_dir_or_s3_url: str, cfg: SynthConfig, s3: S3Config | None = None, progress: bool = True
+    out_dir_or_s3_url: str, cfg: SynthConfig, s3: S3Config | None = None, progress: bool = True,
+    config_key: str = "data.synth",
 ) -> str:
-    """Write cfg.n clips under `<out>/media/` and `<out>/manifest.parquet`; returns the manifest path/URL."""
-    check_synth_config(cfg)
+    """Write cfg.n clips under `<out>/media/` and `<out>/manifest.parquet`; returns the manifest path/URL.
+    A bad parameter is a ValueError naming it as `config_key`.<field>."""
+    check_synth_config(cfg, config_key)
     out = out_dir_or_s3_url.rstrip("/")
     splits = assign_splits(cfg.n, cfg.seed, cfg.val_fraction, cfg.test_fraction)
     rows = []
