@@ -26,6 +26,7 @@ from torch import nn
 from actors.config import LearnerConfig
 from actors.ema import EMA
 from actors.experience import TransitionBatch, concat, micro_batch_plan
+from actors.experience_builder import GroupExperience
 from actors.lost_objects import InputsLost, first_line, is_lost
 from actors.optimizer import build_optimizer
 from actors.shm_buffers import remove_shm_buffers
@@ -173,11 +174,13 @@ class LearnerRank:
 
     # ----- training (collective) -----------------------------------------------------------
     def train_step(self, refs: list, step: int) -> dict[str, float]:
-        """*Collective.* Fetch this rank's TransitionBatch refs, run inner_epochs passes of
+        """*Collective.* Fetch this rank's experience (`GroupExperience` items, or refs of row batches), run inner_epochs passes of
         micro-batches (one optimizer step each), update the EMA; return this rank's mean metrics and
         the seconds spent over all micro steps (padding ones included) in `time/forward_s` (the
         engine's forward: the loss, with the reference forward, itself also in `time/ref_forward_s`),
-        `time/backward_s` (with the gradient reduction across ranks) and `time/step_s` (optimizer).
+        `time/backward_s` (with the gradient reduction across ranks) and `time/step_s` (optimizer), and the
+        seconds of fetching the rows (`time/fetch_s`), of the EMA update (`time/ema_s`) and of the whole
+        call (`time/rank_step_s`).
 
         All ranks take the same number of micro steps: ceil(max rows over ranks / minibatch_size),
         agreed with an all-reduce; each rank cuts its rows into that many near-equal chunks, and a
@@ -188,7 +191,9 @@ class LearnerRank:
 
         if not refs:
             raise ValueError(f"learner rank {self.rank}: train_step {step} got no experience refs")
+        started = clock = time.perf_counter()
         batch, lost = self._fetch(refs, step)
+        fetch_s = time.perf_counter() - clock
         # One all-reduce agrees on the rows and on whether any rank lost its experience: then every
         # rank gives the step up before touching the engine, so none is left waiting in a collective.
         agreed = torch.tensor([len(batch) if batch is not None else 0, int(lost is not None)], dtype=torch.long,
@@ -221,12 +226,15 @@ class LearnerRank:
                     for k, v in metrics.items():
                         sums[k] = sums.get(k, 0.0) + float(v) * len(micro)
                     weight_total += len(micro)
+        clock = self._clock()
         self.ema_update()
+        ema_s = self._clock() - clock
         self.version += 1
         out = {k: v / weight_total for k, v in sums.items()}
         out.update(rows=float(len(batch)), micro_steps=float(count * self.grpo.inner_epochs),
                    grad_norm=float(np.nanmean(grad_norms)) if grad_norms else float("nan"))
         out.update({f"time/{k}": v for k, v in seconds.items()})
+        out.update({"time/fetch_s": fetch_s, "time/ema_s": ema_s, "time/rank_step_s": time.perf_counter() - started})
         return out
 
     def _clock(self) -> float:
@@ -236,10 +244,10 @@ class LearnerRank:
         return time.perf_counter()
 
     def _fetch(self, refs: list, step: int) -> tuple[Optional[TransitionBatch], Optional[str]]:
-        """This rank's experience, or (None, why) when Ray lost it (its node died) or it did not arrive
+        """This rank's experience (`fetch_rows`), or (None, why) when Ray lost it (its node died) or it did not arrive
         within `learner.experience_timeout_s`. Any other error (a bad row) is raised as it is."""
         try:
-            return concat(ray.get(list(refs), timeout=self.cfg.experience_timeout_s)).to(self.device, self.dtype), None
+            return concat(fetch_rows(list(refs), self.cfg.experience_timeout_s)).to(self.device, self.dtype), None
         except GetTimeoutError as e:
             return None, (f"learner rank {self.rank}: experience of step {step} not fetched within "
                           f"learner.experience_timeout_s={self.cfg.experience_timeout_s:g} s ({first_line(e)})")
@@ -365,6 +373,14 @@ class LearnerRank:
 
     def _comm_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+
+def fetch_rows(items: list, timeout_s: float) -> list:
+    """The row batches of `items`, each a `GroupExperience` (its payload fetched, its rows assembled
+    here) or an ObjectRef of an assembled row batch; one `ray.get` for all of them."""
+    refs = [it.payload if isinstance(it, GroupExperience) else it for it in items]
+    values = ray.get(refs, timeout=timeout_s)
+    return [it.rows(v) if isinstance(it, GroupExperience) else v for it, v in zip(items, values)]
 
 
 def resolve_backend(backend: str, use_gpu: bool) -> str:

@@ -226,6 +226,10 @@ def test_learner_steps_report_where_their_time_went(zero2_run):
         assert all(math.isfinite(p) and p > 0 for p in parts), m  # kl_beta > 0: the reference runs too
         assert m["time/ref_forward_s"] <= m["time/forward_s"]  # inside the engine's forward
         assert m["time/forward_s"] + m["time/backward_s"] + m["time/step_s"] <= wall
+        others = [m[k] for k in ("time/fetch_s", "time/ema_s")]
+        assert all(math.isfinite(p) and p > 0 for p in others), m
+        inside = m["time/forward_s"] + m["time/backward_s"] + m["time/step_s"] + sum(others)
+        assert inside <= m["time/rank_step_s"] <= wall
         assert "ref_forward_s" not in m  # summed as a time, not averaged over rows
 
 

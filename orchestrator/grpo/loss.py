@@ -10,6 +10,7 @@ import torch
 
 from actors.experience import TransitionBatch
 from orchestrator.config.schema import GRPOConfig
+from policies.row_conditions import encode_row_conditions
 
 LogProbFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 """(policy, cond, latents, next_latents, sigmas, sigmas_next, guidance_scale, noise_level)
@@ -84,7 +85,7 @@ def grpo_loss(
     fn = log_prob_fn or _default_log_prob_fn()
     args = (batch.latents, batch.next_latents, batch.sigmas, batch.sigmas_next, guidance_scale, noise_level)
     kwargs = {} if noise_channels == "all" else {"noise_channels": noise_channels}
-    cond = policy.encode_conditions(batch.cond_inputs)
+    cond = encode_row_conditions(policy, batch.cond_inputs, batch.clip_ids)
     log_prob, mean, std = fn(policy, cond, *args, **kwargs)
     policy_loss, clip_fraction, approx_kl = ppo_clip_loss(
         log_prob, batch.old_log_probs.to(log_prob.device), batch.advantages.to(log_prob.device), grpo_cfg.clip_range
@@ -93,7 +94,7 @@ def grpo_loss(
     if grpo_cfg.kl_beta > 0:
         clock = time.perf_counter()
         with torch.no_grad():
-            ref_cond = ref_policy.encode_conditions(batch.cond_inputs)
+            ref_cond = encode_row_conditions(ref_policy, batch.cond_inputs, batch.clip_ids)
             _, ref_mean, _ = fn(ref_policy, ref_cond, *args, **kwargs)
         if ref_mean.is_cuda:
             torch.cuda.synchronize(ref_mean.device)

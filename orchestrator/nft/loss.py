@@ -9,6 +9,7 @@ from actors.experience import CleanSampleBatch
 from orchestrator.config.schema import NFTConfig
 from policies.forward_draws import noised
 from policies.noise_subspace import policy_noise_mask
+from policies.row_conditions import encode_row_conditions
 
 
 def optimality(advantages: torch.Tensor, adv_scale: float) -> torch.Tensor:
@@ -55,7 +56,7 @@ def nft_loss(policy: torch.nn.Module, ref_policy: object, batch: CleanSampleBatc
     if not isinstance(batch, CleanSampleBatch):
         raise TypeError(f"train.algorithm=nft trains on CleanSampleBatch rows, got {type(batch).__name__} "
                         "(were the rollouts made without nft.draws?)")
-    cond = policy.encode_conditions(batch.cond_inputs)
+    cond = encode_row_conditions(policy, batch.cond_inputs, batch.clip_ids)
     x_t = noised(batch.clean_latents, batch.noise, batch.times)
     v = policy.velocity(x_t, batch.times.to(x_t.dtype), cond)
     target = batch.noise - batch.clean_latents
@@ -68,7 +69,8 @@ def nft_loss(policy: torch.nn.Module, ref_policy: object, batch: CleanSampleBatc
     if nft_cfg.kl_beta > 0:
         clock = time.perf_counter()
         with torch.no_grad():
-            v_ref = ref_policy.velocity(x_t, batch.times.to(x_t.dtype), ref_policy.encode_conditions(batch.cond_inputs))
+            ref_cond = encode_row_conditions(ref_policy, batch.cond_inputs, batch.clip_ids)
+            v_ref = ref_policy.velocity(x_t, batch.times.to(x_t.dtype), ref_cond)
         ref_forward_s = time.perf_counter() - clock
         kl = velocity_kl(v, v_ref).mean()
         loss = loss + nft_cfg.kl_beta * kl

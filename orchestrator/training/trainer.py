@@ -19,7 +19,7 @@ import numpy as np
 import ray
 import torch
 
-from actors.experience_builder import build_experience
+from actors.experience_builder import GroupExperience
 from actors.rollout_fleet import GroupRequest
 from common.types import TEACHERS, join_cot
 from orchestrator.training.buffer import ExperienceBuffer
@@ -130,9 +130,9 @@ class Trainer:
         if cfg.grpo.null_control != "none":  # the update mechanics without the reward (grpo.null_control)
             rng = np.random.default_rng(group_seed(cfg.seed, launched.step, 0, NULL_STREAM))
             adv = np.where(grades.keep, null_control_advantages(adv, cfg.grpo.null_control, rng, grades.keep), 0.0)
-        refs = [build_experience.remote(g.records_ref, [float(a) for a in adv[i]], g.version, g.clip_id)
-                for i, g in enumerate(groups)]
-        self.buffer.add(launched.step, refs, [g.version for g in groups])
+        items = [GroupExperience(g.records_ref, tuple(float(a) for a in adv[i]), g.version, g.clip_id)
+                 for i, g in enumerate(groups)]
+        self.buffer.add(launched.step, items, [g.version for g in groups])
         return {"groups": groups, "grades": grades, "adv": adv, "t_rollout": t_rollout,
                 "t_rollout_busy": float(np.mean([g.seconds for g in groups])), "t_wait_start": t0}
 

@@ -48,8 +48,8 @@ SECONDS = 2.0
 FAST_FAILURE_DETECTION = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
                           "health_check_timeout_ms": 500, "health_check_failure_threshold": 2}
 """A node is declared dead ~1 s after it stops answering (Ray's default, ~15-30 s, only lengthens the test)."""
-LARGE_GROUPS = {"group_size": 64, "prompts_per_step": 2}
-"""128 members of 2 s: waveforms, window records and experience of ~120 MiB, beyond the 75 MiB store."""
+LARGE_GROUPS = {"group_size": 192, "prompts_per_step": 2}
+"""384 members of 2 s: stereo waveforms of ~96 MiB plus window records, beyond the 75 MiB store."""
 
 
 def _actor_nodes(trainer: Trainer) -> set[str]:
@@ -186,7 +186,7 @@ def test_node_holding_rollout_and_replicas_removed_mid_step_is_survived(two_node
 
     def remove_node_then_train(shards, step):
         if not seen:  # the step's experience exists (on the node), the ranks are about to fetch it
-            refs = [r for shard in shards for r in shard]
+            refs = [item.payload for shard in shards for item in shard]  # GroupExperience: the rollout payloads
             ray.wait(refs, num_returns=len(refs), timeout=120, fetch_local=False)
             seen["where"] = {n for loc in get_object_locations(refs).values() for n in loc["node_ids"]}
             seen["t"] = time.perf_counter()
