@@ -61,6 +61,24 @@ def test_bad_preset_file(tmp_path):
         load_config("no-such-preset")
 
 
+def test_a_preset_extends_another_and_changes_only_its_own_keys(tmp_path):
+    demo, nft = load_config("demo"), load_config("demo_nft")
+    assert (nft.train.algorithm, nft.sampler.noise_level, nft.grpo.prompts_per_step) == ("nft", 0.0, 6)
+    assert (demo.train.algorithm, demo.grpo.prompts_per_step) == ("grpo", 2)  # the demo itself is unchanged
+    assert nft.policy == demo.policy and nft.rewards == demo.rewards and nft.train.val_clips == demo.train.val_clips
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: demo_nft\ngrpo:\n  lr: 2.0e-5\n")  # a file may extend a preset that extends another
+    c = load_config(str(child))
+    assert (c.grpo.lr, c.train.algorithm, c.policy.codec) == (2.0e-5, "nft", demo.policy.codec)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"extends: {loop}\n")
+    with pytest.raises(ConfigError, match="no cycle"):
+        load_config(str(loop))
+    (tmp_path / "typo.yaml").write_text("extends: demo\ngrpo:\n  stepz: 3\n")
+    with pytest.raises(ConfigError, match="grpo.stepz"):
+        load_config(str(tmp_path / "typo.yaml"))
+
+
 def test_config_round_trips_through_dict():
     c = load_config("cluster")
     assert from_dict(to_dict(c)) == c

@@ -2,7 +2,8 @@
 
 1. SynthScenes demo set and its separate validation set (each generated once; reused when its manifest exists),
 2. supervised pretraining of the small policy (reused when the checkpoint exists),
-3. Fast-GRPO on a local Ray with all four reward pools (signal backends) and 2 DeepSpeed ranks,
+3. RL (`train.algorithm`: Fast-GRPO, or DiffusionNFT) on a local Ray with all four reward pools (signal
+   backends) and 2 DeepSpeed ranks,
 4. a summary: validation rewards before and after (ODE sampling, EMA weights), wall time, samples/s.
 """
 from __future__ import annotations
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         run_pretrain(cfg)
     else:
         print(f"[2/3] reusing the pretrained policy at {ckpt}")
-    print(f"[3/3] Fast-GRPO on Ray: {cfg.grpo.steps} steps of {cfg.grpo.prompts_per_step} prompts x "
+    algorithm = "DiffusionNFT" if cfg.train.algorithm == "nft" else "Fast-GRPO"
+    print(f"[3/3] {algorithm} on Ray: {cfg.grpo.steps} steps of {cfg.grpo.prompts_per_step} prompts x "
           f"{cfg.grpo.group_size} samples, {cfg.learner.num_ranks} DeepSpeed ZeRO-{cfg.learner.zero_stage} ranks")
     from orchestrator.training.train import run_training
 

@@ -87,7 +87,11 @@ def _merge(base: DictConfig, other: DictConfig, source: str) -> DictConfig:
         ) from None
 
 
-def _load_preset(name_or_path: str) -> DictConfig:
+EXTENDS_KEY = "extends"
+"""Top-level key of a preset or YAML file naming the preset (or file) it changes: that one loads first."""
+
+
+def _load_preset(name_or_path: str, chain: tuple[str, ...] = ()) -> DictConfig:
     path = Path(name_or_path)
     if not path.suffix:
         path = PRESET_DIR / f"{name_or_path}.yaml"
@@ -98,7 +102,13 @@ def _load_preset(name_or_path: str) -> DictConfig:
     loaded = OmegaConf.load(path)
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"config file {path} must hold a mapping at the top")
-    return loaded
+    base = loaded.pop(EXTENDS_KEY, None)
+    if base is None:
+        return loaded
+    if not isinstance(base, str) or base in (*chain, name_or_path):
+        raise ConfigError(f"config file {path}: '{EXTENDS_KEY}: {base}' must name another preset or YAML file "
+                          f"(and no cycle: {' -> '.join((*chain, name_or_path))})")
+    return OmegaConf.merge(_load_preset(base, (*chain, name_or_path)), loaded)
 
 
 def _check_choices(cfg: DictConfig) -> None:
