@@ -78,7 +78,8 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
         val_before = trainer.validate(trainer.start_step, tracker)
         rows_before = trainer.last_val_rows
         log.info("val_before %s", _fmt(val_before))
-        bar = tqdm(total=cfg.grpo.steps, initial=trainer.start_step, desc="fast-grpo", unit="step",
+        desc = "nft" if cfg.train.algorithm == "nft" else "fast-grpo"
+        bar = tqdm(total=cfg.grpo.steps, initial=trainer.start_step, desc=desc, unit="step",
                    disable=not cfg.tracking.progress, dynamic_ncols=True)
         t_fit, first_step = time.perf_counter(), trainer.start_step
         history = trainer.fit(tracker, bar, stop_after=stop_after)
