@@ -31,6 +31,10 @@ SECRET, KEY = "PLANTED-s3cr3t-7c41d0", "AKIAPLANTED0KEY42"
 PLANT = [f"data.s3.key={KEY}", f"data.s3.secret={SECRET}"]
 COMPARED = ("reward/total", "reward/semantic/mean", "reward/timing/mean", "reward/spatial/mean",
             "reward/aesthetic/mean", "learn/loss", "adv/std")
+LONG_LEARNER_STEP = ["grpo.minibatch_size=1", "grpo.inner_epochs=4"]
+"""16 optimizer steps a learner step instead of 1: a window of a few hundred ms in which the test finds
+the ranks' `train_step` processes to kill (the tiny step's rows are assembled in the rank, so its
+learner step alone lasts a few tens of ms and a 10 ms poll could miss it and hit the next step)."""
 RUN_TIMEOUT = 600
 TOL = dict(rel=1e-5, abs=1e-7)
 """Stated tolerance of a recovered or resumed run against the uninterrupted one (CPU, fp32; in
@@ -42,7 +46,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     cfg = load_config("tiny", ["data.synth.n=8"])
     manifest = write_synthscenes(str(root / "data"), cfg.data.synth, progress=False)
-    return root, [f"data.manifest={manifest}", *SMALL, *PLANT]
+    return root, [f"data.manifest={manifest}", *SMALL, *PLANT, *LONG_LEARNER_STEP]
 
 
 @pytest.fixture(scope="module")
