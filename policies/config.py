@@ -121,6 +121,7 @@ class SamplerConfig:
     noise_channels: str = "all"
     """Latent channels the SDE window explores (policies/noise_subspace.py): `all`, or a comma list
     of codec parameter channels by name (`ITD`, `ILD`, `gate`, or `params` for all of them) and
-    `pca:K` (the first K source channels, which hold the most energy). Elsewhere the window's steps
+    `pca:K` (the first K source channels, which hold the most energy); `-NAME` removes what the tokens
+    before it named (`params,-ITD`). Elsewhere the window's steps
     are the deterministic Euler step, and the transition log-prob is the exact Gaussian density over
     the chosen channels only (mean per element, as with all channels)."""

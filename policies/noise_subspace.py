@@ -22,8 +22,10 @@ def noise_channel_mask(spec: str, latent_channels: int, param_names: Sequence[st
     """Bool [latent_channels] of the channels `spec` names; None for `all` (every channel, no mask).
 
     spec: `all`, or a comma list of parameter channel names (`ITD`, `ILD`, `gate`), `params` (all
-    of them) and `pca:K` (the first K source channels). A token that names nothing of this latent
-    raises, quoting it and what is available (and `key`, the config field that holds the spec).
+    of them) and `pca:K` (the first K source channels); a token with a leading `-` removes those
+    channels from what the tokens before it named (`params,-ITD,-ILD`). A token that names nothing of
+    this latent raises, quoting it and what is available (and `key`, the config field that holds the
+    spec).
     """
     spec = (spec or "").strip()
     if spec == "all":
@@ -35,21 +37,23 @@ def noise_channel_mask(spec: str, latent_channels: int, param_names: Sequence[st
     if not tokens:
         raise ValueError(f"{key} is empty; use `all` or e.g. `params,pca:13`")
     for token in tokens:
-        m = re.fullmatch(r"pca:(\d+)", token)
+        keep = not token.startswith("-")
+        name = token if keep else token[1:].strip()
+        m = re.fullmatch(r"pca:(\d+)", name)
         if m:
             k = int(m.group(1))
             if not 0 <= k <= sources:
                 raise ValueError(f"{key}: {token!r} asks for {k} source channels; the latent has {sources}")
-            mask[:k] = True
-        elif token == PARAMS:
+            mask[:k] = keep
+        elif name == PARAMS:
             if not names:
                 raise ValueError(f"{key}: `params`, but this policy's codec has no parameter channels")
-            mask[sources:] = True
-        elif token in names:
-            mask[sources + names.index(token)] = True
+            mask[sources:] = keep
+        elif name in names:
+            mask[sources + names.index(name)] = keep
         else:
             raise ValueError(f"{key}: unknown token {token!r}; available: all, params, pca:K, "
-                             f"{', '.join(names) or '(no parameter channels)'}")
+                             f"{', '.join(names) or '(no parameter channels)'}, each also as -NAME to remove it")
     return mask
 
 

@@ -76,7 +76,10 @@ def rollout_group(
     guidance_scale: Optional[float] = None,
     keep_means: bool = True,
 ) -> RolloutResult:
-    """Sample `group_size` members for one prompt (prepared: `policy.prepare([clip])`)."""
+    """Sample `group_size` members for one prompt (prepared: `policy.prepare([clip])`).
+
+    Flow-GRPO (`sampler.schedule=flow_grpo`) and any group without SDE steps start each member from its
+    own noise; the other schedules share one ODE prefix up to the first SDE step, where members branch."""
     n = sampler_cfg.num_steps
     gs = sampler_cfg.guidance_scale if guidance_scale is None else guidance_scale
     sde = sorted(set(int(i) for i in sde_steps))
@@ -94,7 +97,8 @@ def rollout_group(
     def velocity(x: torch.Tensor, i: int, cond: Conditions) -> torch.Tensor:
         return policy.guided_velocity(x, sigmas[i].expand(x.shape[0]), cond, gs)
 
-    if sampler_cfg.schedule == "flow_grpo":
+    if sampler_cfg.schedule == "flow_grpo" or not sde:
+        # no shared ODE prefix: each member from its own noise (member 0's the same as a group of one's)
         start, x = 0, _randn((group_size, *latent), generator, device)
     else:
         start = sde[0] if sde else n

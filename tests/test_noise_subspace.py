@@ -22,6 +22,11 @@ def test_mask_names_parameter_channels_and_leading_pca_components():
     assert torch.nonzero(noise_channel_mask("ILD", 32, PARAMS)).flatten().tolist() == [30]
     assert torch.nonzero(noise_channel_mask("ITD, gate", 32, PARAMS)).flatten().tolist() == [29, 31]
     assert not noise_channel_mask("pca:0", 32, PARAMS).any()
+    # a leading `-` removes what the tokens before it named
+    assert torch.nonzero(noise_channel_mask("params,-ITD,-ILD", 32, PARAMS)).flatten().tolist() == [31]
+    assert torch.nonzero(noise_channel_mask("pca:4,-pca:2,ILD", 32, PARAMS)).flatten().tolist() == [2, 3, 30]
+    with pytest.raises(ValueError, match="'-loudness'"):
+        noise_channel_mask("params,-loudness", 32, PARAMS)
     with pytest.raises(ValueError, match="'loudness'"):
         noise_channel_mask("loudness", 32, PARAMS)
     with pytest.raises(ValueError, match="pca:30"):

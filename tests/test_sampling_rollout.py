@@ -70,3 +70,14 @@ def test_a_rollout_needs_the_inputs_of_exactly_one_clip(policy):
     with pytest.raises(ValueError, match="ONE clip"):
         rollout_group(policy, policy.prepare([make_clip(0), make_clip(1)]), 2, SAMPLER, [0, 1],
                       torch.Generator().manual_seed(0))
+
+
+def test_a_group_without_sde_steps_gives_each_member_its_own_noise_the_first_as_a_group_of_one(policy):
+    """Validation samples a clip's `train.val_samples` noises as one such group (any schedule)."""
+    prepared = policy.prepare([make_clip(2)])
+    three = rollout_group(policy, prepared, 3, SAMPLER, [], torch.Generator().manual_seed(5))
+    one = rollout_group(policy, prepared, 1, SAMPLER, [], torch.Generator().manual_seed(5))
+    final = three.latents_final
+    assert all((final[0] - final[g]).abs().max() > 1e-3 for g in range(1, 3))
+    assert torch.allclose(final[0], one.latents_final[0], atol=1e-5)
+    assert three.records.latents.shape[1] == 0

@@ -89,7 +89,7 @@ class NFTConfig:
     """Advantage at which the optimality probability reaches 0 or 1 (r = 0.5 + 0.5 clip(A / adv_scale, -1, 1))."""
     channels: str = "all"
     """Latent channels the objective trains, in `sampler.noise_channels`' syntax (`all`, `params`, `pca:K`,
-    parameter channel names, comma-separated); the rest of the velocity gets no gradient from it. Each
+    parameter channel names, comma-separated, `-NAME` to remove channels: `params,-ITD,-ILD`); the rest of the velocity gets no gradient from it. Each
     member's pull towards its own sample carries all of that sample's differences from its group, and
     the teachers read few of them: with the `parametric_envelope` latent they grade the 27 parameter
     channels (ITD, ILD, 24 band energies, gate) and not the 101 source channels (README, issue 18)."""

@@ -184,18 +184,19 @@ class Trainer:
     # ------------------------------------------------------------ validation
     def validate(self, step: int, tracker: Tracker | None = None) -> dict[str, float]:
         """Mean rewards on the val clips: ODE sampling with the EMA weights, `train.val_samples` fixed
-        noises per clip (the first the same as with one sample). Every pass uses the same clips and
-        noises, so two passes compare clip by clip (`last_val_rows`)."""
+        noises per clip, sampled as one batch (a group without SDE steps; the first noise the same as
+        with one sample). Every pass uses the same clips and noises, so two passes compare clip by clip
+        (`last_val_rows`)."""
         cfg, fleet, learner = self.cfg, self.roles.fleet, self.roles.learner
         version, current = learner.version, fleet.weights_ref
         _, ema = learner.get_ema_weights()
         fleet.set_weights(version, ema)
         reps, n = max(1, cfg.train.val_samples), len(self.val_ids)
-        requests = [GroupRequest(self.clip_refs[c], group_seed(cfg.seed, r, i, VAL_STREAM), [], 1)
-                    for r in range(reps) for i, c in enumerate(self.val_ids)]
+        requests = [GroupRequest(self.clip_refs[c], group_seed(cfg.seed, 0, i, VAL_STREAM), [], reps)
+                    for i, c in enumerate(self.val_ids)]
         groups = fleet.run(requests)
         fleet.set_weights(version, current)
-        per_clip = [[groups[r * n + i].wave_refs[0] for r in range(reps)] for i in range(n)]  # clip i: its samples
+        per_clip = [list(groups[i].wave_refs) for i in range(n)]  # clip i: its samples
         grades = grade_groups(cfg, self.roles.pools, self.val_ids, per_clip,
                               [self.clip_refs[c] for c in self.val_ids], groups[0].sample_rate, self.roles.backends)
         out = {t: float(grades.per_teacher[t].mean()) for t in TEACHERS}
