@@ -16,6 +16,7 @@ from actors.pool_stats import PoolStats, percentile
 from actors.reward_pool import RewardPool, RewardPoolError, batch_size_for
 from common.types import Clip
 from helpers.fake_teachers import MeanAbsTeacher, expected_reward
+from orchestrator.training.reward_phase import step_sample_ids
 from rewards.base import TeacherError
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -31,6 +32,12 @@ def test_batch_size_spreads_due_samples_over_idle_replicas():
     assert batch_size_for(3, 8, 8) == 1
     assert batch_size_for(100, 2, 8) == 8
     assert batch_size_for(0, 2, 8) == 0 and batch_size_for(5, 0, 8) == 0
+
+
+def test_step_sample_ids_are_unique_when_a_step_draws_a_clip_twice():
+    assert step_sample_ids(["a", "b"], 2) == ["a#0", "a#1", "b#0", "b#1"]
+    ids = step_sample_ids(["a", "b", "a"], 2)  # a step across an epoch boundary of the prompt order
+    assert ids == ["a/0#0", "a/0#1", "b#0", "b#1", "a/2#0", "a/2#1"] and len(set(ids)) == len(ids)
 
 
 def test_percentile_interpolates_and_rejects_bad_q():
@@ -110,6 +117,13 @@ def test_concurrent_pools_grade_every_sample_once_in_order(local_ray):
             s = pool.stats()
             assert (s["completed"], s["in_flight"], s["queue_depth"], s["retries"], s["restarts"]) == (12, 0, 0, 0, 0)
             assert s["samples_per_s"] > 0 and s["latency_p95_s"] >= s["latency_p50_s"] > 0
+        # a step that holds one clip twice (its ids from step_sample_ids) is one valid submission
+        _, audio, a_refs, c_refs = make_samples("t-c", 4, 4)
+        ids = step_sample_ids(["clip", "clip"], 2)
+        assert [g.reward for g in timing.grade(ids, a_refs, c_refs, timeout=60)] == pytest.approx(
+            [expected_reward(a) for a in audio])
+        with pytest.raises(ValueError, match="duplicate sample ids"):
+            timing.submit(["clip#0", "clip#0"], a_refs[:2], c_refs[:2])
         # a sample id may be graded again once its earlier grade was delivered
         ids, audio, a_refs, c_refs = make_samples("t-a", 2, 3)
         assert [g.reward for g in timing.grade(ids, a_refs, c_refs, timeout=60)] == pytest.approx(

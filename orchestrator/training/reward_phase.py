@@ -40,13 +40,23 @@ def weights_of(cfg: PrismConfig) -> dict[str, float]:
     return {t: float(getattr(w, t)) for t in TEACHERS}
 
 
+def step_sample_ids(clip_ids: Sequence[str], group_size: int) -> list[str]:
+    """One id per sample of a step, group after group: `clip#member`, or `clip/position#member` for a clip
+    that more than one group of the step holds (a step that crosses an epoch boundary of the prompt
+    order may draw a clip twice; the reward pools refuse one id twice in a submission)."""
+    counts: dict[str, int] = {}
+    for c in clip_ids:
+        counts[c] = counts.get(c, 0) + 1
+    return [f"{c}#{g}" if counts[c] == 1 else f"{c}/{p}#{g}" for p, c in enumerate(clip_ids) for g in range(group_size)]
+
+
 def grade_groups(cfg: PrismConfig, pools: dict[str, Any], clip_ids: Sequence[str], wave_refs: Sequence[Sequence[Any]],
                  clip_refs: Sequence[Any], sample_rate: int, backends: dict[str, str]) -> StepGrades:
     """Send every sample to every pool, wait for all, validate, combine."""
     P, G = len(wave_refs), len(wave_refs[0])
     flat_waves = [r for group in wave_refs for r in group]
     flat_clips = [clip_refs[p] for p in range(P) for _ in range(G)]
-    flat_ids = [f"{clip_ids[p]}#{g}" for p in range(P) for g in range(G)]
+    flat_ids = step_sample_ids(clip_ids, G)
     start = time.perf_counter()
     tickets = {t: pools[t].submit(flat_ids, flat_waves, flat_clips, sample_rate) for t in TEACHERS}
 
