@@ -153,6 +153,8 @@ def test_channel_mask_trains_only_the_named_channels():
 def test_velocity_kl_is_zero_at_the_reference_and_pulls_a_moved_policy_back():
     assert velocity_kl(torch.ones(2, 3, 4), torch.ones(2, 3, 4)).tolist() == [0.0, 0.0]
     assert velocity_kl(torch.zeros(1, 2, 2), torch.tensor([[[1.0, 2.0], [0.0, 1.0]]])).tolist() == [1.5]
+    second = torch.tensor([False, True])  # nft.kl_channels: only the channels named count
+    assert velocity_kl(torch.zeros(1, 2, 2), torch.tensor([[[1.0, 2.0], [0.0, 1.0]]]), second).tolist() == [2.5]
     with pytest.raises(ValueError, match="ref_velocity"):
         velocity_kl(torch.zeros(1, 2), torch.zeros(2, 2))
     policy = randomize(build_policy(tiny_cfg())).eval()
@@ -175,5 +177,9 @@ def test_velocity_kl_is_zero_at_the_reference_and_pulls_a_moved_policy_back():
     loss.backward()
     opt.step()
     assert 0 < nft_loss(policy, reference, batch, kl_only)[1]["kl"] < before
+    gate_only = nft_loss(policy, reference, batch, NFTConfig(draws=2, kl_beta=1.0, kl_channels="gate"))[1]["kl"]
+    assert 0 < gate_only != before
+    with pytest.raises(ValueError, match="nft.kl_channels: unknown token 'bands'"):
+        nft_loss(policy, reference, batch, NFTConfig(draws=2, kl_beta=1.0, kl_channels="bands"))
     with pytest.raises(ValueError, match="nft.kl_beta"):
         nft_loss(policy, reference, batch, NFTConfig(draws=2, kl_beta=-1.0))

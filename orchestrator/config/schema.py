@@ -97,10 +97,13 @@ class NFTConfig:
     """[lo, hi] of the draws' times t (x_t = (1 - t) x0 + t noise, t = 1 is pure noise), 0 <= lo < hi <= 1.
     The `draws` times are stratified over it: draw j has t = lo + (hi - lo) (j + U_j) / draws."""
     kl_beta: float = 0.0
-    """Weight of the velocity KL to the frozen pretrained policy, |v - v_ref|^2 (mean per element, every
-    channel, at the draws' x_t; one reference forward each). 0 = off. It pulls the policy back towards
+    """Weight of the velocity KL to the frozen pretrained policy, |v - v_ref|^2 (mean per element over
+    `kl_channels`, at the draws' x_t; one reference forward each). 0 = off. It pulls the policy back towards
     the reference wherever it has moved, so a noise-driven random walk of the weights stays bounded
     while a steady reward-driven pull persists."""
+    kl_channels: str = "all"
+    """Latent channels the velocity KL covers, in `nft.channels`' syntax (`all`, `gate`, `ITD,ILD`, ...):
+    the channels held near the pretrained policy while the rest move freely."""
 
 
 ALGORITHMS = ("grpo", "nft")

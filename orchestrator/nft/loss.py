@@ -37,13 +37,18 @@ def nft_objective(velocity: torch.Tensor, old_velocity: torch.Tensor, target: to
     return r * positive + (1 - r) * negative
 
 
-def velocity_kl(velocity: torch.Tensor, ref_velocity: torch.Tensor) -> torch.Tensor:
-    """|v - v_ref|^2 per row (mean over non-row dims), over every channel; returns [M]. Two flows that
+def velocity_kl(velocity: torch.Tensor, ref_velocity: torch.Tensor, channel_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+    """|v - v_ref|^2 per row (mean over non-row dims), over every channel or, with a bool `channel_mask`
+    [C] over the last dimension, over those channels (`nft.kl_channels`); returns [M]. Two flows that
     share the sampler's diffusion coefficient g(t) differ in KL by the time integral of
     |v - v_ref|^2 / (2 g^2) (Girsanov), so this is the KL's integrand at the drawn (x_t, t)."""
     if velocity.shape != ref_velocity.shape:
         raise ValueError(f"velocity_kl: velocity {tuple(velocity.shape)} and ref_velocity {tuple(ref_velocity.shape)} differ")
-    return (velocity.float() - ref_velocity.float()).pow(2).reshape(velocity.shape[0], -1).mean(1)
+    diff = velocity.float() - ref_velocity.float()
+    if channel_mask is not None:
+        diff = diff[..., channel_mask]
+    return diff.pow(2).reshape(velocity.shape[0], -1).mean(1)
 
 
 def nft_loss(policy: torch.nn.Module, ref_policy: object, batch: CleanSampleBatch, nft_cfg: NFTConfig
@@ -72,7 +77,8 @@ def nft_loss(policy: torch.nn.Module, ref_policy: object, batch: CleanSampleBatc
             ref_cond = encode_row_conditions(ref_policy, batch.cond_inputs, batch.clip_ids)
             v_ref = ref_policy.velocity(x_t, batch.times.to(x_t.dtype), ref_cond)
         ref_forward_s = time.perf_counter() - clock
-        kl = velocity_kl(v, v_ref).mean()
+        kl_mask = policy_noise_mask(policy, nft_cfg.kl_channels, key="nft.kl_channels")
+        kl = velocity_kl(v, v_ref, kl_mask).mean()
         loss = loss + nft_cfg.kl_beta * kl
     with torch.no_grad():
         fm = (v.float() - target.float()).pow(2).mean()
