@@ -63,7 +63,9 @@ def test_bad_preset_file(tmp_path):
 
 def test_a_preset_extends_another_and_changes_only_its_own_keys(tmp_path):
     demo, nft = load_config("demo"), load_config("demo_nft")
-    assert (nft.train.algorithm, nft.sampler.noise_level, nft.grpo.prompts_per_step) == ("nft", 0.0, 6)
+    assert (nft.train.algorithm, nft.sampler.noise_level, nft.grpo.prompts_per_step) == ("nft", 0.0, 8)
+    assert (nft.nft.draws, nft.nft.channels, nft.train.val_samples) == (4, "params,-gate", 3)
+    assert nft.nft.time_range == demo.nft.time_range  # inherited from the demo's nft section
     assert (demo.train.algorithm, demo.grpo.prompts_per_step) == ("grpo", 2)  # the demo itself is unchanged
     assert nft.policy == demo.policy and nft.rewards == demo.rewards and nft.train.val_clips == demo.train.val_clips
     child = tmp_path / "child.yaml"
