@@ -70,7 +70,8 @@ class RolloutFleet:
     def _spawn(self, index: int):
         return RolloutWorker.options(num_cpus=self.cfg.num_cpus, num_gpus=self.cfg.num_gpus,
                                      **placement_options(self.cfg.node_resource, index, "rollout worker")).remote(
-            self.policy_cfg, self.sampler_cfg, index, self.cfg.torch_threads, self.weights_ref, self.version)
+            self.policy_cfg, self.sampler_cfg, index, self.cfg.torch_threads, self.weights_ref, self.version,
+            self.cfg.dtype)
 
     def set_weights(self, version: int, weights_ref: Any) -> None:
         """Queue a weight update on every worker (applied after the work already queued on it)."""

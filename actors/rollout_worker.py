@@ -42,8 +42,9 @@ class RolloutWorker:
     """One policy copy; samples groups for training and clips for validation."""
 
     def __init__(self, policy_cfg: PolicyConfig, sampler_cfg: SamplerConfig, index: int, torch_threads: int = 1,
-                 initial_state: Any = None, version: int = 0):
+                 initial_state: Any = None, version: int = 0, dtype: str = "fp32"):
         from policies.build import build_policy
+        from policies.precision import resolve_sampling_dtype
 
         torch.set_num_threads(max(1, torch_threads))
         self.index = index
@@ -51,6 +52,8 @@ class RolloutWorker:
         self.device = torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
         self.policy = build_policy(policy_cfg).to(self.device)  # on its GPU when Ray assigned one
         self.policy.eval()
+        self.network_dtype = resolve_sampling_dtype(dtype, self.device)
+        """The sampler's network precision (`rollout.dtype` resolved here, on this worker's device); None is fp32."""
         self.version = -1
         if initial_state is not None:
             self.set_weights(version, initial_state)
@@ -83,19 +86,15 @@ class RolloutWorker:
         also holds that many shared (noise, time) draws of the finished members and this policy's
         velocity at each (`payload["draws"]`, policies/forward_draws.py; times stratified over
         `draw_times`), from the same generator."""
-        from policies.forward_draws import forward_draws as draw
-        from policies.rollout import expand_conditions, rollout_group
+        from policies.forward_draws import sample_group
 
         start = time.perf_counter()
         gen = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():
             prepared = self.policy.prepare([clip], None if cot is None else [cot])
-            result = rollout_group(self.policy, prepared, group_size, self.sampler_cfg, list(sde_steps), gen,
-                                   self.sampler_cfg.guidance_scale, keep_means=False)  # the learner recomputes means
-            draws = None
-            if forward_draws > 0:
-                cond = expand_conditions(self.policy.encode_conditions(prepared), group_size)
-                draws = _on_cpu(draw(self.policy, cond, result.latents_final, forward_draws, gen, draw_times))
+            result, draws = sample_group(self.policy, prepared, group_size, self.sampler_cfg, sde_steps, gen,
+                                         forward_draws, draw_times, self.network_dtype)
+            draws = None if draws is None else _on_cpu(draws)
         # DiffusionNFT trains on the draws alone: the SDE transitions stay out of the object store.
         records = None if draws is not None else _on_cpu(result.records)
         payload = {"records": records, "prepared": prepared, "clip_id": clip.clip_id,

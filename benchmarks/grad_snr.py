@@ -78,16 +78,19 @@ class GradSNROptions:
 
 def _rollouts(policy, clips, cfg: PrismConfig, sde_steps: list[int], groups: int, start_seed: int,
               progress) -> list[Any]:
+    from orchestrator.training.roles import rollout_config
     from orchestrator.training.trainer import group_seed
+    from policies.precision import resolve_sampling_dtype
     from policies.rollout import rollout_group
 
+    network_dtype = resolve_sampling_dtype(rollout_config(cfg).dtype, next(policy.parameters()).device)
     out = []
     for k in range(groups):
         gen = torch.Generator().manual_seed(group_seed(cfg.seed, start_seed, k))
         with torch.no_grad():
             prepared = policy.prepare([clips[k % len(clips)]])
             out.append(rollout_group(policy, prepared, cfg.grpo.group_size, cfg.sampler, sde_steps, gen,
-                                     cfg.sampler.guidance_scale, keep_means=False))
+                                     cfg.sampler.guidance_scale, keep_means=False, network_dtype=network_dtype))
         progress.update(1)
     return out
 

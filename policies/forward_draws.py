@@ -14,6 +14,8 @@ from typing import Sequence
 import torch
 
 from policies.base import Conditions, Policy
+from policies.config import SamplerConfig
+from policies.rollout import RolloutResult, expand_conditions, rollout_group
 
 
 @dataclass
@@ -69,3 +71,19 @@ def forward_draws(policy: Policy, cond: Conditions, clean: torch.Tensor, draws: 
         x_t = noised(clean, noise[j].expand(g, *shape), times[j].expand(g))
         old.append(policy.velocity(x_t, times[j].expand(g), cond))
     return ForwardDraws(clean_latents=clean, noise=noise, times=times, old_velocity=torch.stack(old, 1))
+
+
+@torch.no_grad()
+def sample_group(policy: Policy, prepared: dict, group_size: int, sampler_cfg: SamplerConfig, sde_steps: Sequence[int],
+                 generator: torch.Generator, draws: int = 0, time_range: Sequence[float] = (0.0, 1.0),
+                 network_dtype: torch.dtype | None = None) -> tuple[RolloutResult, ForwardDraws | None]:
+    """What a rollout worker makes of one request: the group (`rollout_group`, its network in
+    `network_dtype`, keep_means off: the learner recomputes means) and, with `draws` > 0 (DiffusionNFT),
+    its forward draws from the same generator. The draws' `old_velocity` is always float32, whatever
+    `network_dtype`: it is the learner's own velocity at the start of the step."""
+    result = rollout_group(policy, prepared, group_size, sampler_cfg, list(sde_steps), generator,
+                           sampler_cfg.guidance_scale, keep_means=False, network_dtype=network_dtype)
+    if draws <= 0:
+        return result, None
+    cond = expand_conditions(policy.encode_conditions(prepared), group_size)
+    return result, forward_draws(policy, cond, result.latents_final, draws, generator, time_range)

@@ -19,6 +19,7 @@ import torch
 from policies.base import Conditions, Policy
 from policies.config import SamplerConfig
 from policies.noise_subspace import policy_noise_mask
+from policies.precision import network_precision
 from policies.sampling import make_sigmas, ode_step, sde_log_prob, sde_step
 
 
@@ -75,11 +76,14 @@ def rollout_group(
     generator: torch.Generator,
     guidance_scale: Optional[float] = None,
     keep_means: bool = True,
+    network_dtype: Optional[torch.dtype] = None,
 ) -> RolloutResult:
     """Sample `group_size` members for one prompt (prepared: `policy.prepare([clip])`).
 
     Flow-GRPO (`sampler.schedule=flow_grpo`) and any group without SDE steps start each member from its
-    own noise; the other schedules share one ODE prefix up to the first SDE step, where members branch."""
+    own noise; the other schedules share one ODE prefix up to the first SDE step, where members branch.
+    `network_dtype` (torch.bfloat16 under `rollout.dtype`) runs the velocity network under autocast;
+    the latents, the sampler steps, log-probs and the decode stay float32."""
     n = sampler_cfg.num_steps
     gs = sampler_cfg.guidance_scale if guidance_scale is None else guidance_scale
     sde = sorted(set(int(i) for i in sde_steps))
@@ -95,7 +99,9 @@ def rollout_group(
     mask = policy_noise_mask(policy, sampler_cfg.noise_channels)
 
     def velocity(x: torch.Tensor, i: int, cond: Conditions) -> torch.Tensor:
-        return policy.guided_velocity(x, sigmas[i].expand(x.shape[0]), cond, gs)
+        with network_precision(device, network_dtype):
+            v = policy.guided_velocity(x, sigmas[i].expand(x.shape[0]), cond, gs)
+        return v.to(x.dtype)
 
     if sampler_cfg.schedule == "flow_grpo" or not sde:
         # no shared ODE prefix: each member from its own noise (member 0's the same as a group of one's)
@@ -178,14 +184,17 @@ def transition_log_prob(
 def sample_ode(
     policy: Policy, cond: Conditions, sampler_cfg: SamplerConfig, generator: torch.Generator,
     guidance_scale: Optional[float] = None,
+    network_dtype: Optional[torch.dtype] = None,
 ) -> torch.Tensor:
-    """Plain guided Euler sampling (evaluation): final latents [B, *latent] for a batch of conditions."""
+    """Plain guided Euler sampling (evaluation): final latents [B, *latent] for a batch of conditions
+    (`network_dtype` as in `rollout_group`)."""
     gs = sampler_cfg.guidance_scale if guidance_scale is None else guidance_scale
     device = next(policy.parameters()).device
     b = next(iter(cond.values())).shape[0]
     sigmas = make_sigmas(sampler_cfg.num_steps, sampler_cfg.shift).to(device)
     x = _randn((b, *policy.latent_shape()), generator, device)
     for i in range(sampler_cfg.num_steps):
-        v = policy.guided_velocity(x, sigmas[i].expand(b), cond, gs)
-        x = ode_step(x, v, sigmas[i], sigmas[i + 1])
+        with network_precision(device, network_dtype):
+            v = policy.guided_velocity(x, sigmas[i].expand(b), cond, gs)
+        x = ode_step(x, v.to(x.dtype), sigmas[i], sigmas[i + 1])
     return x

@@ -65,6 +65,8 @@ def test_a_preset_extends_another_and_changes_only_its_own_keys(tmp_path):
     demo, nft = load_config("demo"), load_config("demo_nft")
     assert (nft.train.algorithm, nft.sampler.noise_level, nft.grpo.prompts_per_step) == ("nft", 0.0, 8)
     assert (nft.nft.draws, nft.nft.channels, nft.train.val_samples) == (4, "params,-gate", 3)
+    assert (nft.rollout.dtype, nft.grpo.steps, nft.grpo.ema_decay) == ("auto", 42, 0.5)
+    assert demo.rollout.dtype == "fp32"  # Fast-GRPO samples in fp32
     assert nft.nft.time_range == demo.nft.time_range  # inherited from the demo's nft section
     assert (demo.train.algorithm, demo.grpo.prompts_per_step) == ("grpo", 2)  # the demo itself is unchanged
     assert nft.policy == demo.policy and nft.rewards == demo.rewards and nft.train.val_clips == demo.train.val_clips

@@ -32,6 +32,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "grpo.null_control": ("none", "shuffle", "shuffle_in_group", "zero"),
     "learner.backend": ("auto", "gloo", "nccl"),
     "learner.dtype": ("fp32", "bf16"),
+    "rollout.dtype": ("fp32", "bf16", "auto"),
     "learner.placement_strategy": ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"),
     "policy.text_encoder.kind": ("builtin", "transformers"),
     "sweep.search": ("grid", "random"),

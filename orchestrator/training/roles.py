@@ -1,11 +1,13 @@
 """Building the Ray roles of a run from its config: learner group, rollout fleet, reward pools."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any
 
 from actors.learner_group import LearnerGroup
+from actors.config import RolloutConfig
 from actors.reward_pool import RewardPool
 from actors.rollout_fleet import RolloutFleet
 from common.types import TEACHERS
@@ -70,10 +72,23 @@ def build_learner(cfg: PrismConfig) -> LearnerGroup:
                         initial_state=None, seed=cfg.seed)
 
 
+def rollout_config(cfg: PrismConfig) -> RolloutConfig:
+    """`cfg.rollout` as the workers get it: Fast-GRPO samples in fp32 (`rollout.dtype=auto` becomes fp32;
+    `bf16` is refused, since the learner's ratio against bf16 log-probs exceeds the clip range)."""
+    if cfg.train.algorithm == "nft" or cfg.rollout.dtype == "fp32":
+        return cfg.rollout
+    if cfg.rollout.dtype == "bf16":
+        raise ValueError("rollout.dtype=bf16 needs train.algorithm=nft: Fast-GRPO's learner re-scores the rollout's "
+                         "log-probs, and bf16 moves them by more than grpo.clip_range (actors/config.py, "
+                         "BF16_RATIO_TOLERANCE); use rollout.dtype=fp32 or auto")
+    return dataclasses.replace(cfg.rollout, dtype="fp32")
+
+
 def build_roles(cfg: PrismConfig) -> Roles:
     """Learner first (its rank 0 owns the initial weights), then rollout workers with those weights, then pools."""
+    rollout_cfg = rollout_config(cfg)  # before any actor starts
     learner = build_learner(cfg)
     version, weights = learner.get_weights()
-    fleet = RolloutFleet(cfg.rollout, cfg.policy, cfg.sampler, weights, version)
+    fleet = RolloutFleet(rollout_cfg, cfg.policy, cfg.sampler, weights, version)
     pools, backends = build_pools(cfg)
     return Roles(learner, fleet, pools, backends)
