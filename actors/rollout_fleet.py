@@ -79,6 +79,11 @@ class RolloutFleet:
         for w in self.workers:
             w.set_weights.remote(version, weights_ref)
 
+    def sampling_precisions(self) -> list[str]:
+        """The distinct precisions the workers sample in (`rollout.dtype` resolved on each worker's device;
+        `auto` can differ between nodes), sorted."""
+        return sorted(set(ray.get([w.sampling_precision.remote() for w in self.workers])))
+
     def submit(self, requests: Sequence[GroupRequest]) -> list["PendingGroup"]:
         """Dispatch requests round-robin; nothing blocks."""
         return [self._call(i % len(self.workers), req) for i, req in enumerate(requests)]

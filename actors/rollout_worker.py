@@ -66,6 +66,10 @@ class RolloutWorker:
         self.version = int(version)
         return self.version
 
+    def sampling_precision(self) -> str:
+        """`bf16` or `fp32`: what `rollout.dtype` resolved to on this worker's device."""
+        return "bf16" if self.network_dtype is torch.bfloat16 else "fp32"
+
     def get_version(self) -> int:
         """Weight version currently loaded."""
         return self.version

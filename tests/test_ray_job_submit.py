@@ -105,6 +105,7 @@ def test_ray_job_submit_runs_the_training_entry_point(tmp_path, ray_head):
     assert "succeeded" in (out.stdout + out.stderr)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 1
+    assert summary["rollout_precision"] == ["fp32"]  # Fast-GRPO (the tiny preset) samples in fp32
     assert set(summary["val_after"]) == {"semantic", "timing", "aesthetic", "spatial", "total"}
     # The change is paired clip by clip (same clips and noise before and after): its mean is the change of means.
     change = summary["val_change"]

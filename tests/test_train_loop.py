@@ -112,9 +112,11 @@ def test_async_mode_overlaps_and_keeps_staleness_bound(tiny_world, ms_clap_optio
         one, again = trainer.validate(3), trainer.validate(3)
         trainer.cfg.train.val_samples = 3  # two more fixed noises per clip: a different, finite mean
         three = trainer.validate(3)
+        precisions = trainer.roles.fleet.sampling_precisions()
     finally:
         trainer.shutdown()
     assert all(np.isfinite(v) for v in three.values())
+    assert precisions == ["bf16"]  # rollout.dtype=bf16 reached every worker
     assert one == again  # validation noise is fixed: passes differ only by the weights
     w = trainer.cfg.rewards.weights
     weighted = w.semantic * one["semantic"] + w.timing * one["timing"] + w.aesthetic * one["aesthetic"] + w.spatial * one["spatial"]

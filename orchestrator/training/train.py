@@ -75,6 +75,8 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
         trainer.mlflow_run_id = tracker.run_id
         if resume_from:
             trainer.restore(resume_from)
+        precision = trainer.roles.fleet.sampling_precisions()  # what rollout.dtype resolved to (auto: per CPU)
+        tracker.mlflow.set_tag("prismrl.rollout_precision", ",".join(precision))
         val_before = trainer.validate(trainer.start_step, tracker)
         rows_before = trainer.last_val_rows
         log.info("val_before %s", _fmt(val_before))
@@ -118,6 +120,7 @@ def run_training(cfg: PrismConfig, stop_after: int | None = None, tracker: Track
             "val_curve": val_curve,
             "max_staleness_seen": trainer.buffer.max_seen_staleness,
             "rollout_worker_replacements": trainer.roles.fleet.replacements,
+            "rollout_precision": precision,
             "skipped_clips": trainer.skipped_clips,
             "policy_ema": policy_ema,
             "faults": trainer.faults.events,
