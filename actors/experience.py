@@ -124,7 +124,7 @@ class CleanSampleBatch(RowBatch):
     """M (finished sample, forward draw) rows with what DiffusionNFT needs (policies/forward_draws.py)."""
 
     row_fields: ClassVar[tuple[str, ...]] = (
-        "clean_latents", "noise", "times", "old_velocity", "advantages", "versions")
+        "clean_latents", "noise", "times", "old_velocity", "advantages", "teacher_advantages", "versions")
     model_input_fields: ClassVar[tuple[str, ...]] = ("clean_latents", "noise", "old_velocity")
 
     cond_inputs: dict[str, torch.Tensor]
@@ -139,6 +139,9 @@ class CleanSampleBatch(RowBatch):
     """The rollout policy's conditional velocity at x_t = (1 - t) x0 + t noise, [M, *latent]."""
     advantages: torch.Tensor
     """Group-relative advantage of the sample, [M]."""
+    teacher_advantages: torch.Tensor
+    """Each teacher's part of that advantage, [M, T] in `common.types.TEACHERS` order (they sum to it;
+    orchestrator/grpo/teacher_parts.py), for `nft.teacher_channels`; [M, 0] when the run does not route."""
     versions: torch.Tensor
     """Weight version of the rollout policy that produced the sample, int64 [M]."""
     clip_ids: list[str]

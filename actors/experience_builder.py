@@ -50,13 +50,18 @@ def assemble_transitions(payload: dict[str, Any], advantages: Sequence[float], v
 
 
 def assemble_clean_samples(payload: dict[str, Any], advantages: Sequence[float], version: int,
-                           clip_id: str) -> CleanSampleBatch:
+                           clip_id: str, teacher_advantages: Sequence[Sequence[float]] = ()) -> CleanSampleBatch:
     """Rows (member g, draw j) of one group's forward draws (payload["draws"], policies/forward_draws.py),
-    g-major: clean latents [G*J, ...], the draw's noise and time, the rollout policy's velocity."""
+    g-major: clean latents [G*J, ...], the draw's noise and time, the rollout policy's velocity; each
+    member's teacher parts of its advantage when given (G rows of T), else [G*J, 0]."""
     draws = payload["draws"]
     G, J = draws.old_velocity.shape[:2]
     if len(advantages) != G:
         raise ValueError(f"clip {clip_id}: {len(advantages)} advantages for a group of {G}")
+    if teacher_advantages and len(teacher_advantages) != G:
+        raise ValueError(f"clip {clip_id}: teacher advantage parts of {len(teacher_advantages)} members for a group of {G}")
+    parts = (torch.tensor(teacher_advantages, dtype=torch.float32) if teacher_advantages
+             else torch.zeros((G, 0), dtype=torch.float32))
     shape = tuple(draws.clean_latents.shape[1:])
     prepared = payload["prepared"]
     return CleanSampleBatch(
@@ -66,16 +71,18 @@ def assemble_clean_samples(payload: dict[str, Any], advantages: Sequence[float],
         times=torch.as_tensor(draws.times, dtype=torch.float32).repeat(G),
         old_velocity=draws.old_velocity.float().reshape(G * J, *shape),
         advantages=torch.tensor(advantages, dtype=torch.float32).repeat_interleave(J),
+        teacher_advantages=parts.repeat_interleave(J, dim=0),
         versions=torch.full((G * J,), int(version), dtype=torch.int64),
         clip_ids=[clip_id] * (G * J),
     )
 
 
-def assemble_experience(payload: dict[str, Any], advantages: Sequence[float], version: int, clip_id: str) -> RowBatch:
+def assemble_experience(payload: dict[str, Any], advantages: Sequence[float], version: int, clip_id: str,
+                        teacher_advantages: Sequence[Sequence[float]] = ()) -> RowBatch:
     """The learner's rows of one group: forward-draw rows when the rollout recorded draws (DiffusionNFT),
-    else SDE transitions (GRPO)."""
+    else SDE transitions (GRPO, which uses the total advantage only)."""
     if payload.get("draws") is not None:
-        return assemble_clean_samples(payload, advantages, version, clip_id)
+        return assemble_clean_samples(payload, advantages, version, clip_id, teacher_advantages)
     return assemble_transitions(payload, advantages, version, clip_id)
 
 
@@ -91,7 +98,10 @@ class GroupExperience:
     """Weight version of the policy that sampled the group."""
     clip_id: str
     """The group's clip."""
+    teacher_advantages: tuple[tuple[float, ...], ...] = ()
+    """Per member, each teacher's part of its advantage (`common.types.TEACHERS` order), when the run
+    routes teachers to channels (`nft.teacher_channels`); empty otherwise."""
 
     def rows(self, payload: dict[str, Any]) -> RowBatch:
         """The learner's rows of this group, from its fetched payload."""
-        return assemble_experience(payload, self.advantages, self.version, self.clip_id)
+        return assemble_experience(payload, self.advantages, self.version, self.clip_id, self.teacher_advantages)

@@ -141,8 +141,11 @@ def _nft_group_gradients(policy, results: list[Any], advantages: dict[str, np.nd
                          start_seed: int, progress) -> dict[str, np.ndarray]:
     """DiffusionNFT's group gradients (train.algorithm=nft): G_k = -grad of the group's summed NFT
     objective over its members and nft.draws shared forward draws, at v_old = v (the learner's first
-    micro step), for each reward's advantages; the direction that raises the reward."""
-    from orchestrator.nft.loss import nft_objective, optimality
+    micro step), for each reward's advantages; the direction that raises the reward. With
+    nft.teacher_channels each reward's advantages are teacher parts [K, G, T], routed to their channels."""
+    from orchestrator.nft.loss import nft_objective
+    from orchestrator.nft.optimality import optimality, routed_optimality
+    from orchestrator.nft.routing import teacher_routes
     from orchestrator.training.trainer import group_seed
     from policies.forward_draws import forward_draws, noised
     from policies.noise_subspace import policy_noise_mask
@@ -152,6 +155,7 @@ def _nft_group_gradients(policy, results: list[Any], advantages: dict[str, np.nd
     n_params = sum(p.numel() for p in params)
     grads = {name: np.zeros((len(results), n_params), dtype=np.float32) for name in advantages}
     mask = policy_noise_mask(policy, cfg.nft.channels, key="nft.channels")
+    routes = teacher_routes(policy, cfg.nft.channels, cfg.nft.teacher_channels, TEACHERS)
     for k, res in enumerate(results):
         x0 = res.latents_final
         g, j, shape = x0.shape[0], cfg.nft.draws, tuple(x0.shape[1:])
@@ -166,13 +170,32 @@ def _nft_group_gradients(policy, results: list[Any], advantages: dict[str, np.nd
         old = draws.old_velocity.reshape(g * j, *shape)
         names = list(advantages)
         for i, name in enumerate(names):
-            r = optimality(torch.as_tensor(advantages[name][k], dtype=torch.float32).repeat_interleave(j), cfg.nft.adv_scale)
+            adv = torch.as_tensor(advantages[name][k], dtype=torch.float32).repeat_interleave(j, dim=0)
+            r = optimality(adv, cfg.nft.adv_scale) if routes is None else routed_optimality(adv, routes, cfg.nft.adv_scale)
             objective = nft_objective(v, old, noise - clean, r, cfg.nft.beta, mask).sum()
             parts = torch.autograd.grad(-objective, params, retain_graph=i < len(names) - 1, allow_unused=True)
             grads[name][k] = torch.cat([(torch.zeros_like(p) if d is None else d).reshape(-1)
                                         for p, d in zip(params, parts)]).numpy()
         progress.update(1)
     return grads
+
+
+def routed_advantages(per_teacher: dict[str, np.ndarray], advantages: dict[str, np.ndarray], cfg: PrismConfig
+                      ) -> dict[str, np.ndarray]:
+    """Advantages as nft.teacher_channels routes them, [K, G, T] per reward: the total's teacher parts
+    (orchestrator/grpo/teacher_parts.py, as training splits it), and each teacher alone in its own column."""
+    from orchestrator.grpo.teacher_parts import teacher_advantage_parts
+    from orchestrator.training.reward_phase import weights_of
+
+    _, parts = teacher_advantage_parts(per_teacher, weights_of(cfg), TEACHERS, cfg.rewards.combine, cfg.grpo.adv_std,
+                                       cfg.grpo.adv_eps, cfg.grpo.adv_clip)
+    out = {TOTAL: parts}
+    for i, t in enumerate(TEACHERS):
+        if t in advantages:
+            alone = np.zeros(parts.shape)
+            alone[..., i] = advantages[t]
+            out[t] = alone
+    return out
 
 
 @contextlib.contextmanager
@@ -245,7 +268,8 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
         "checkpoint": cfg.policy.checkpoint,
         "algorithm": cfg.train.algorithm, "trainable": cfg.policy.trainable, "noise_channels": cfg.sampler.noise_channels,
         "guidance_scale": cfg.sampler.guidance_scale,
-        **({"nft": {"draws": cfg.nft.draws, "channels": cfg.nft.channels, "time_range": list(cfg.nft.time_range)}}
+        **({"nft": {"draws": cfg.nft.draws, "channels": cfg.nft.channels, "time_range": list(cfg.nft.time_range),
+                    **({"teacher_channels": dict(cfg.nft.teacher_channels)} if cfg.nft.teacher_channels else {})}}
            if cfg.train.algorithm == "nft" else {}),
         "trainable_params": sum(p.numel() for p in policy.parameters() if p.requires_grad),
         "group_size": cfg.grpo.group_size, "groups": opts.groups, "clips": len(clips),
@@ -264,6 +288,8 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
             rewards.update(per_teacher)
         advantages = {name: group_advantages(r, cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
                       for name, r in rewards.items()}
+        if cfg.train.algorithm == "nft" and cfg.nft.teacher_channels:  # routed: each reward as teacher parts
+            advantages = routed_advantages(per_teacher, advantages, cfg)
         if cfg.train.algorithm == "nft":
             grads = _nft_group_gradients(policy, results, advantages, cfg, start, progress)
         else:

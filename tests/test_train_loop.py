@@ -98,13 +98,14 @@ def ms_clap_options(tmp_path_factory):
 
 def test_async_mode_overlaps_and_keeps_staleness_bound(tiny_world, ms_clap_options):
     """Also the end-to-end runs of the ms_clap semantic teacher (PrismAudio's) on a random-weight
-    checkpoint, and of DiffusionNFT (train.algorithm=nft) on 2 ZeRO ranks with bf16 sampling."""
+    checkpoint, and of DiffusionNFT (train.algorithm=nft) on 2 ZeRO ranks with bf16 sampling and the
+    spatial teacher routed to ITD and ILD (the loss refuses rows that lack the teachers' advantage parts)."""
     root, manifest = tiny_world
     options, scale = ms_clap_options
     trainer = Trainer(tiny_cfg(root, manifest, "async", "grpo.steps=3", "train.mode=async",
                                "train.max_staleness=1", "train.checkpoint_every=0",
                                "train.algorithm=nft", "nft.draws=2", "sampler.schedule=flow_grpo", "sampler.noise_level=0",
-                               "rollout.dtype=bf16",
+                               "rollout.dtype=bf16", "nft.teacher_channels.spatial=ITD,ILD",
                                "rewards.combine=normalize_then_sum", "rewards.semantic.backend=ms_clap",
                                f"rewards.semantic.options={json.dumps(options)}"))
     try:

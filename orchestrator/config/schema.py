@@ -6,7 +6,7 @@ actors/config.py, orchestrator/data/config.py); this module composes them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from actors.config import LearnerConfig, PoolsConfig, RolloutConfig
 from orchestrator.data.config import DataConfig
@@ -104,6 +104,13 @@ class NFTConfig:
     kl_channels: str = "all"
     """Latent channels the velocity KL covers, in `nft.channels`' syntax (`all`, `gate`, `ITD,ILD`, ...):
     the channels held near the pretrained policy while the rest move freely."""
+    teacher_channels: Dict[str, str] = field(default_factory=dict)
+    """Teacher -> the channels of `nft.channels` its share of the advantage trains, in `nft.channels`' syntax
+    (`spatial: ITD,ILD`). The group advantage splits exactly into one part per teacher
+    (orchestrator/grpo/teacher_parts.py); each channel's optimality probability is taken from the sum of
+    the parts of the teachers routed to it, so a teacher's advantage moves only the channels it reads and
+    adds no noise to the others. A teacher not listed drives every channel of `nft.channels`; a channel no
+    teacher drives stays at v_old (r = 0.5). Empty (the default) = one advantage for every channel."""
 
 
 ALGORITHMS = ("grpo", "nft")

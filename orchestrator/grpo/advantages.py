@@ -51,7 +51,8 @@ NULL_CONTROLS = ("none", "shuffle", "shuffle_in_group", "zero")
 
 def null_control_advantages(adv: np.ndarray, mode: str, rng: np.random.Generator,
                             keep: np.ndarray | None = None) -> np.ndarray:
-    """Advantages [P, G] as a null control sees them: `none` returns them unchanged, `zero` all zeros,
+    """Advantages [P, G] (or [P, G, ...]: each member's values move together, e.g. its teacher parts
+    with the total in front) as a null control sees them: `none` returns them unchanged, `zero` all zeros,
     `shuffle` the same values permuted across the whole batch (every group's members get values drawn
     from all groups), `shuffle_in_group` each group's values permuted among its own kept members (bool
     `keep` [P, G]; default all), so each update keeps its size but no longer follows any reward.
@@ -65,17 +66,19 @@ def null_control_advantages(adv: np.ndarray, mode: str, rng: np.random.Generator
     if mode not in NULL_CONTROLS:
         raise ValueError(f"grpo.null_control must be one of {NULL_CONTROLS}, got {mode!r}")
     adv = np.asarray(adv)
-    if adv.ndim != 2:
-        raise ValueError(f"null_control_advantages: advantages must be [prompts, group], got shape {adv.shape}")
+    if adv.ndim < 2:
+        raise ValueError(f"null_control_advantages: advantages must be [prompts, group, ...], got shape {adv.shape}")
     if mode == "none":
         return adv
     if mode == "zero":
         return np.zeros_like(adv)
+    members = adv.shape[0] * adv.shape[1]
     if mode == "shuffle":
-        return rng.permutation(adv.reshape(-1)).reshape(adv.shape)
-    keep = np.ones(adv.shape, bool) if keep is None else np.asarray(keep, bool)
-    if keep.shape != adv.shape:
-        raise ValueError(f"null_control_advantages: keep {keep.shape} must match advantages {adv.shape}")
+        flat = adv.reshape(members, *adv.shape[2:])
+        return flat[rng.permutation(members)].reshape(adv.shape)
+    keep = np.ones(adv.shape[:2], bool) if keep is None else np.asarray(keep, bool)
+    if keep.shape != adv.shape[:2]:
+        raise ValueError(f"null_control_advantages: keep {keep.shape} must match advantages {adv.shape[:2]}")
     out = adv.copy()
     for row in range(adv.shape[0]):
         kept = np.flatnonzero(keep[row])

@@ -6,24 +6,23 @@ import time
 import torch
 
 from actors.experience import CleanSampleBatch
+from common.types import TEACHERS
 from orchestrator.config.schema import NFTConfig
+from orchestrator.nft.optimality import optimality, routed_optimality
+from orchestrator.nft.routing import teacher_routes
 from policies.forward_draws import noised
 from policies.noise_subspace import policy_noise_mask
 from policies.row_conditions import encode_row_conditions
 
-
-def optimality(advantages: torch.Tensor, adv_scale: float) -> torch.Tensor:
-    """r = 0.5 + 0.5 clip(A / adv_scale, -1, 1): the probability that a sample is better than its group's."""
-    if adv_scale <= 0:
-        raise ValueError(f"nft.adv_scale must be > 0, got {adv_scale}")
-    return 0.5 + 0.5 * torch.clamp(advantages.float() / adv_scale, -1.0, 1.0)
+__all__ = ["nft_objective", "nft_loss", "optimality", "velocity_kl"]
 
 
 def nft_objective(velocity: torch.Tensor, old_velocity: torch.Tensor, target: torch.Tensor, r: torch.Tensor,
                   beta: float, channel_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Per row: r |v+ - u|^2 + (1 - r) |v- - u|^2 (mean over non-row dims), with the implicit policies
     v+ = (1 - beta) v_old + beta v and v- = (1 + beta) v_old - beta v; returns [M]. With a bool
-    `channel_mask` [C] over the last (channel) dimension, only those channels count (`nft.channels`)."""
+    `channel_mask` [C] over the last (channel) dimension, only those channels count (`nft.channels`).
+    r is [M] (one per row) or [M, C'] (one per row and counted channel: `nft.teacher_channels`)."""
     if beta <= 0:
         raise ValueError(f"nft.beta must be > 0, got {beta}")
     if not (velocity.shape == old_velocity.shape == target.shape):
@@ -32,9 +31,15 @@ def nft_objective(velocity: torch.Tensor, old_velocity: torch.Tensor, target: to
     v, v_old, u = velocity.float(), old_velocity.float(), target.float()
     if channel_mask is not None:  # latent [..., channels]: only the named channels are trained
         v, v_old, u = v[..., channel_mask], v_old[..., channel_mask], u[..., channel_mask]
-    positive = ((1 - beta) * v_old + beta * v - u).pow(2).reshape(v.shape[0], -1).mean(1)
-    negative = ((1 + beta) * v_old - beta * v - u).pow(2).reshape(v.shape[0], -1).mean(1)
-    return r * positive + (1 - r) * negative
+    positive = ((1 - beta) * v_old + beta * v - u).pow(2)
+    negative = ((1 + beta) * v_old - beta * v - u).pow(2)
+    if r.ndim == 1:
+        return r * positive.reshape(v.shape[0], -1).mean(1) + (1 - r) * negative.reshape(v.shape[0], -1).mean(1)
+    if r.ndim != 2 or r.shape[0] != v.shape[0] or r.shape[1] != v.shape[-1]:
+        raise ValueError(f"nft_objective: per-channel r {tuple(r.shape)} must be [rows {v.shape[0]}, counted channels "
+                         f"{v.shape[-1]}]")
+    r = r.reshape(r.shape[0], *([1] * (v.dim() - 2)), r.shape[1])
+    return (r * positive + (1 - r) * negative).reshape(v.shape[0], -1).mean(1)
 
 
 def velocity_kl(velocity: torch.Tensor, ref_velocity: torch.Tensor, channel_mask: torch.Tensor | None = None
@@ -65,8 +70,16 @@ def nft_loss(policy: torch.nn.Module, ref_policy: object, batch: CleanSampleBatc
     x_t = noised(batch.clean_latents, batch.noise, batch.times)
     v = policy.velocity(x_t, batch.times.to(x_t.dtype), cond)
     target = batch.noise - batch.clean_latents
-    r = optimality(batch.advantages.to(v.device), nft_cfg.adv_scale)
     mask = policy_noise_mask(policy, nft_cfg.channels, key="nft.channels")
+    routes = teacher_routes(policy, nft_cfg.channels, nft_cfg.teacher_channels, TEACHERS)
+    if routes is None:
+        r = optimality(batch.advantages.to(v.device), nft_cfg.adv_scale)
+    elif batch.teacher_advantages.shape[1] != len(TEACHERS):
+        raise ValueError(f"nft.teacher_channels is set, but the rows of clip {batch.clip_ids[0]!r} carry "
+                         f"{batch.teacher_advantages.shape[1]} teacher advantage parts, not {len(TEACHERS)} "
+                         f"({', '.join(TEACHERS)})")
+    else:
+        r = routed_optimality(batch.teacher_advantages.to(v.device), routes, nft_cfg.adv_scale)
     loss = nft_objective(v, batch.old_velocity, target, r, nft_cfg.beta, mask).mean()
     kl, ref_forward_s = torch.zeros((), device=v.device), 0.0
     if nft_cfg.kl_beta < 0:

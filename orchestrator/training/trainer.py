@@ -32,7 +32,8 @@ from orchestrator.config.load import to_dict
 from orchestrator.config.schema import PrismConfig
 from orchestrator.data.sampler import PromptSampler
 from orchestrator.grpo.advantages import group_advantages, null_control_advantages
-from orchestrator.training.reward_phase import grade_groups
+from orchestrator.grpo.teacher_parts import teacher_advantage_parts
+from orchestrator.training.reward_phase import grade_groups, weights_of
 from orchestrator.training.roles import Roles, build_learner, build_roles
 from orchestrator.runtime.tracking import Tracker
 from rewards.combine import combine_grades
@@ -126,11 +127,21 @@ class Trainer:
                               [self.clip_refs[c] for c in launched.clip_ids], groups[0].sample_rate,
                               self.roles.backends)
         adv = group_advantages(grades.total, cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
-        adv = np.where(grades.keep, adv, 0.0)
+        # [P, G, 1 + T]: the advantage, then (when nft.teacher_channels routes them) each teacher's part of it
+        values = adv[..., None]
+        if cfg.train.algorithm == "nft" and cfg.nft.teacher_channels:
+            _, parts = teacher_advantage_parts(grades.per_teacher, weights_of(cfg), TEACHERS, cfg.rewards.combine,
+                                               cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
+            values = np.concatenate([values, parts], axis=-1)
+        values = np.where(grades.keep[..., None], values, 0.0)
         if cfg.grpo.null_control != "none":  # the update mechanics without the reward (grpo.null_control)
             rng = np.random.default_rng(group_seed(cfg.seed, launched.step, 0, NULL_STREAM))
-            adv = np.where(grades.keep, null_control_advantages(adv, cfg.grpo.null_control, rng, grades.keep), 0.0)
-        items = [GroupExperience(g.records_ref, tuple(float(a) for a in adv[i]), g.version, g.clip_id)
+            values = np.where(grades.keep[..., None],
+                              null_control_advantages(values, cfg.grpo.null_control, rng, grades.keep), 0.0)
+        adv = values[..., 0]
+        items = [GroupExperience(g.records_ref, tuple(float(a) for a in adv[i]), g.version, g.clip_id,
+                                 tuple(tuple(float(x) for x in member) for member in values[i, :, 1:])
+                                 if values.shape[-1] > 1 else ())
                  for i, g in enumerate(groups)]
         self.buffer.add(launched.step, items, [g.version for g in groups])
         return {"groups": groups, "grades": grades, "adv": adv, "t_rollout": t_rollout,
