@@ -30,7 +30,7 @@ from actors.experience_builder import GroupExperience
 from actors.lost_objects import InputsLost, first_line, is_lost
 from actors.optimizer import build_optimizer
 from actors.shm_buffers import remove_shm_buffers
-from policies.trainable import plain_state_dict, reference_of
+from policies.trainable import optimizer_groups, plain_state_dict, reference_of
 
 LossFn = Callable[[nn.Module, nn.Module, TransitionBatch], tuple[torch.Tensor, dict[str, float]]]
 """(model, ref_model, batch) -> (scalar loss, metrics of python floats)."""
@@ -159,8 +159,9 @@ class LearnerRank:
         if self.cfg.zero_stage == 3:
             for p in model.parameters(recurse=False):
                 deepspeed.zero.register_external_parameter(head, p)
-        trainable = [p for p in head.parameters() if p.requires_grad]
-        optimizer = build_optimizer(trainable, self.grpo.optimizer, self.grpo.lr, self.grpo.weight_decay, self.grpo.momentum)
+        # model's trainable parameters are head's (the reference sits outside the module tree)
+        groups = optimizer_groups(model, self.grpo.lr, self.grpo.full_weight_lr_scale)
+        optimizer = build_optimizer(groups, self.grpo.optimizer, self.grpo.lr, self.grpo.weight_decay, self.grpo.momentum)
         ds_cfg = deepspeed_config(self.cfg, self.grpo.max_grad_norm, self.grpo.minibatch_size, num_params)
         clock = time.perf_counter()
         self.engine, *_ = deepspeed.initialize(model=head, optimizer=optimizer, config=ds_cfg)

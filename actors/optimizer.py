@@ -9,9 +9,10 @@ OPTIMIZERS = ("adamw", "sgd")
 """Allowed `grpo.optimizer` values."""
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], name: str, lr: float, weight_decay: float,
+def build_optimizer(params: Iterable[torch.nn.Parameter] | list[dict], name: str, lr: float, weight_decay: float,
                     momentum: float) -> torch.optim.Optimizer:
-    """AdamW (decoupled weight decay) or SGD with heavy-ball momentum (L2 weight decay) over `params`."""
+    """AdamW (decoupled weight decay) or SGD with heavy-ball momentum (L2 weight decay) over `params`
+    (parameters, or torch parameter groups whose own "lr" overrides lr)."""
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":

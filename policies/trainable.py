@@ -1,4 +1,6 @@
-"""Which weights RL trains (`policy.trainable`): all, LoRA adapters, the last K blocks, or the output layer.
+"""Which weights RL trains (`policy.trainable`): all, the last K blocks, or a `+`-joined set of parts:
+LoRA adapters and named full-weight module sets (`lora+mlp+ada`: adapters on attention, the MLPs and
+adaLN modulations at full weight).
 
 A group's gradient noise is summed over every trained parameter while the reward's signal may live
 in few of them, so training fewer parameters can raise the gradient's signal-to-noise ratio.
@@ -23,26 +25,52 @@ from torch import nn
 
 from policies.config import PolicyConfig
 
-KINDS = ("all", "lora", "last_blocks:K", "heads")
+FULL_WEIGHT_SETS = {
+    "heads": r"final\..*",
+    "attn": r"blocks\.\d+\.(attn|cross)\..*",
+    "mlp": r"blocks\.\d+\.mlp\..*",
+    "ada": r"(blocks\.\d+|final)\.ada\..*",
+}
+"""Named full-weight parts of `policy.trainable`: regular expression (full match) on the small DiT's
+parameter names. `heads` is the output layer, `attn` every self- and cross-attention projection, `mlp`
+every block's MLP, `ada` every adaLN modulation (the blocks' and the output layer's)."""
+KINDS = ("all", "last_blocks:K", "PART[+PART...] with PART in lora, " + ", ".join(FULL_WEIGHT_SETS))
 """Allowed forms of `policy.trainable`."""
 ADAPTER = "default"
 """Name of the one LoRA adapter."""
 HEAD_PREFIXES = ("final.",)
-"""Parameter-name prefixes of the output-side modules (`heads`)."""
+"""Parameter-name prefixes of the output layer, trained with the last K blocks by `last_blocks:K`."""
 
 
 def parse_trainable(spec: str) -> tuple[str, int]:
-    """('all'|'lora'|'heads', 0) or ('last_blocks', K) from `policy.trainable`; a bad value raises naming it."""
-    if spec in ("all", "lora", "heads"):
+    """('all', 0), ('last_blocks', K) or ('parts', 0) from `policy.trainable`; a bad value raises naming it."""
+    if spec == "all":
         return spec, 0
     m = re.fullmatch(r"last_blocks:(\d+)", spec or "")
     if m and int(m.group(1)) >= 1:
         return "last_blocks", int(m.group(1))
-    raise ValueError(f"policy.trainable: {spec!r} is not one of {', '.join(KINDS)} (K >= 1)")
+    parts = (spec or "").split("+")
+    if spec and all(p == "lora" or p in FULL_WEIGHT_SETS for p in parts) and len(set(parts)) == len(parts):
+        return "parts", 0
+    raise ValueError(f"policy.trainable: {spec!r} is not one of {'; '.join(KINDS)} (K >= 1, each part once)")
+
+
+def trainable_parts(spec: str) -> tuple[bool, tuple[str, ...]]:
+    """(LoRA adapters or not, the full-weight set names) of a parts-form `policy.trainable`."""
+    if parse_trainable(spec)[0] != "parts":
+        raise ValueError(f"policy.trainable: {spec!r} is not a '+'-joined set of parts")
+    parts = spec.split("+")
+    return "lora" in parts, tuple(p for p in parts if p != "lora")
+
+
+def full_weight_names(names: list[str], sets: tuple[str, ...]) -> set[str]:
+    """Parameter names that the full-weight sets (`FULL_WEIGHT_SETS` keys) train."""
+    patterns = [FULL_WEIGHT_SETS[s] for s in sets]
+    return {n for n in names if any(re.fullmatch(p, n) for p in patterns)}
 
 
 def trained_by_prefix(names: list[str], kind: str, k: int, num_blocks: int) -> set[str]:
-    """Which parameter names stay trainable for `heads` and `last_blocks:K` (plain name matching)."""
+    """Which parameter names stay trainable for `last_blocks:K` (plain name matching)."""
     prefixes = list(HEAD_PREFIXES)
     if kind == "last_blocks":
         if k > num_blocks:
@@ -52,30 +80,59 @@ def trained_by_prefix(names: list[str], kind: str, k: int, num_blocks: int) -> s
 
 
 def apply_trainable(model: nn.Module, cfg: PolicyConfig) -> nn.Module:
-    """Freeze what `cfg.trainable` leaves out (and inject LoRA adapters for `lora`); returns model (in place)."""
+    """Freeze what `cfg.trainable` leaves out (and inject LoRA adapters for a `lora` part); returns model (in place)."""
     kind, k = parse_trainable(cfg.trainable)
     if kind == "all":
         return model
-    if kind == "lora":
-        from peft import LoraConfig, inject_adapter_in_model
-
-        if cfg.lora_rank < 1:
-            raise ValueError(f"policy.lora_rank must be >= 1, got {cfg.lora_rank}")
-        targets = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and re.fullmatch(cfg.lora_targets, n)]
-        if not targets:
-            raise ValueError(f"policy.lora_targets {cfg.lora_targets!r} matches no nn.Linear module of the policy")
-        model.requires_grad_(False)
-        lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, bias="none",
-                          target_modules=targets)
-        inject_adapter_in_model(lora, model, adapter_name=ADAPTER)
-        for name, p in model.named_parameters():
-            p.requires_grad_(".lora_" in name)
-        return model
     names = [n for n, _ in model.named_parameters()]
-    keep = trained_by_prefix(names, kind, k, len(getattr(model, "blocks", [])))
+    if kind == "last_blocks":
+        keep = trained_by_prefix(names, kind, k, len(getattr(model, "blocks", [])))
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in keep)
+        return model
+    lora, sets = trainable_parts(cfg.trainable)
+    full = full_weight_names(names, sets)
+    missing = [s for s in sets if not full_weight_names(names, (s,))]
+    if missing:
+        raise ValueError(f"policy.trainable={cfg.trainable}: part(s) {missing} match no parameter of the policy")
+    if lora:
+        inject_lora(model, cfg)
+        adapted = set(lora_layers(model))
+        overlap = sorted(m for m in adapted if any(n.startswith(m + ".") for n in full))
+        if overlap:
+            raise ValueError(f"policy.trainable={cfg.trainable}: full-weight parts also hold the adapted modules "
+                             f"{overlap[:3]}; adapt them or train them at full weight, not both")
     for name, p in model.named_parameters():
-        p.requires_grad_(name in keep)
+        p.requires_grad_(".lora_" in name or name in full)
     return model
+
+
+def inject_lora(model: nn.Module, cfg: PolicyConfig) -> None:
+    """peft LoRA adapters (rank `cfg.lora_rank`, B = 0) on every nn.Linear that `cfg.lora_targets` names."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    if cfg.lora_rank < 1:
+        raise ValueError(f"policy.lora_rank must be >= 1, got {cfg.lora_rank}")
+    targets = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and re.fullmatch(cfg.lora_targets, n)]
+    if not targets:
+        raise ValueError(f"policy.lora_targets {cfg.lora_targets!r} matches no nn.Linear module of the policy")
+    model.requires_grad_(False)
+    lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, bias="none",
+                      target_modules=targets)
+    inject_adapter_in_model(lora, model, adapter_name=ADAPTER)
+
+
+def optimizer_groups(model: nn.Module, lr: float, full_weight_lr_scale: float) -> list[dict]:
+    """The trainable parameters as optimizer parameter groups: one group at lr, or, when LoRA adapters
+    train beside full weights, the adapters at lr and the full weights at lr * full_weight_lr_scale."""
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    adapters = [p for n, p in trained if ".lora_" in n]
+    full = [p for n, p in trained if ".lora_" not in n]
+    if not adapters or not full or full_weight_lr_scale == 1.0:
+        return [{"params": [p for _, p in trained], "lr": lr}]
+    if full_weight_lr_scale <= 0:
+        raise ValueError(f"grpo.full_weight_lr_scale must be > 0, got {full_weight_lr_scale}")
+    return [{"params": adapters, "lr": lr}, {"params": full, "lr": lr * full_weight_lr_scale}]
 
 
 def build_trainable_policy(cfg: PolicyConfig) -> nn.Module:
@@ -176,5 +233,7 @@ class AdaptersDisabled:
 
 
 def reference_of(model: nn.Module) -> AdaptersDisabled | None:
-    """The adapters-disabled view when model has LoRA adapters, else None (the caller copies the model)."""
-    return AdaptersDisabled(model) if lora_layers(model) else None
+    """The adapters-disabled view when model trains LoRA adapters alone, else None (the caller copies the
+    model: with full weights training beside the adapters, disabling the adapters is no longer the reference)."""
+    full_trained = any(p.requires_grad and ".lora_" not in n for n, p in model.named_parameters())
+    return AdaptersDisabled(model) if lora_layers(model) and not full_trained else None

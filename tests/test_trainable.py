@@ -1,6 +1,7 @@
 """`policy.trainable`: LoRA adapters merge and unmerge exactly, frozen weights get no update, and a LoRA
 policy's adapters-disabled reference gives a KL of zero while the policy equals it."""
 import copy
+import re
 
 import pytest
 import torch
@@ -10,8 +11,8 @@ from orchestrator.config.schema import GRPOConfig
 from orchestrator.grpo.loss import grpo_loss
 from policies.build import build_policy
 from policies.rollout import transition_log_prob
-from policies.trainable import (AdaptersDisabled, apply_trainable, lora_layers, merge_lora_weight, parse_trainable,
-                                plain_state_dict, reference_of, unmerge_lora_weight)
+from policies.trainable import (AdaptersDisabled, apply_trainable, lora_layers, merge_lora_weight, optimizer_groups,
+                                parse_trainable, plain_state_dict, reference_of, trainable_parts, unmerge_lora_weight)
 from test_policy_fixtures import make_clip, one_thread, randomize, tiny_cfg  # noqa: F401
 
 GRPO = GRPOConfig(lr=1e-2, weight_decay=0.1, clip_range=0.5, kl_beta=0.04)
@@ -50,14 +51,18 @@ def _step(policy, reference, batch):
 
 def test_bad_trainable_values_are_named():
     assert parse_trainable("last_blocks:2") == ("last_blocks", 2)
-    for bad in ("some", "last_blocks:0", "last_blocks:x"):
+    assert parse_trainable("lora+mlp+ada") == ("parts", 0)
+    assert trainable_parts("lora+mlp+ada") == (True, ("mlp", "ada")) and trainable_parts("heads") == (False, ("heads",))
+    for bad in ("some", "last_blocks:0", "last_blocks:x", "lora+lora", "lora+", "lora+mlp+conv", ""):
         with pytest.raises(ValueError, match="policy.trainable"):
             parse_trainable(bad)
     with pytest.raises(ValueError, match="only 2 blocks"):
         _policy("last_blocks:3")
+    with pytest.raises(ValueError, match=r"lora\+attn.*blocks\.0\.attn"):  # adapters and full weights on one module
+        _policy("lora+attn", lora_rank=4)
 
 
-@pytest.mark.parametrize("trainable", ["heads", "last_blocks:1", "lora"])
+@pytest.mark.parametrize("trainable", ["heads", "last_blocks:1", "lora", "lora+mlp+ada", "mlp"])
 def test_a_frozen_parameter_receives_no_update(trainable):
     policy, _ = _policy(trainable, lora_rank=4)
     before = {n: p.detach().clone() for n, p in policy.named_parameters()}
@@ -74,6 +79,31 @@ def test_a_frozen_parameter_receives_no_update(trainable):
         assert all(n.startswith("final.") for n in trained)
     if trainable == "last_blocks:1":
         assert all(n.startswith(("final.", "blocks.1.")) for n in trained)
+    if trainable == "lora+mlp+ada":
+        assert {n for n in trained if ".lora_" not in n} == {
+            n for n in before if re.fullmatch(r"blocks\.\d\.(mlp|ada)\..*|final\.ada\..*", n)}
+        assert any(".lora_" in n for n in moved) and any(".mlp." in n for n in moved)
+        assert not any(".base_layer." in n for n in trained)
+
+
+def test_lora_beside_full_weights_gets_its_own_rate_and_a_frozen_copy_as_reference():
+    policy, _ = _policy("lora+mlp+ada", lora_rank=4)
+    assert reference_of(policy) is None  # disabling the adapters no longer gives the reference: the learner copies
+    groups = optimizer_groups(policy, 1e-3, 0.25)
+    assert [g["lr"] for g in groups] == [1e-3, 2.5e-4]
+    assert all(p.requires_grad for g in groups for p in g["params"])
+    assert sum(len(g["params"]) for g in groups) == sum(p.requires_grad for p in policy.parameters())
+    names = {id(p): n for n, p in policy.named_parameters()}
+    assert all(".lora_" in names[id(p)] for p in groups[0]["params"])
+    assert not any(".lora_" in names[id(p)] for p in groups[1]["params"])
+    assert len(optimizer_groups(policy, 1e-3, 1.0)) == 1
+    assert len(optimizer_groups(_policy("lora", lora_rank=4)[0], 1e-3, 0.25)) == 1  # nothing at full weight
+    with pytest.raises(ValueError, match="full_weight_lr_scale"):
+        optimizer_groups(policy, 1e-3, 0.0)
+    # the merged state is the plain policy's, with the full-weight parts as trained
+    plain = build_policy(tiny_cfg())
+    state = plain_state_dict(policy)
+    assert set(state) == set(plain.state_dict())
 
 
 def test_lora_merges_into_the_plain_policy_and_unmerges_exactly():
@@ -127,3 +157,24 @@ def test_lora_reference_is_the_adapters_disabled_policy_and_kl_is_zero_while_the
         v_pol = policy.velocity(x, torch.tensor([0.5, 0.5]), policy.encode_conditions(cond_inputs))
     assert torch.allclose(v_ref, v_base, atol=1e-6) and not torch.allclose(v_pol, v_base, atol=1e-6)
     assert all(not m.disable_adapters for m in lora_layers(policy).values())  # the view left them on
+
+
+def test_the_learners_optimizer_moves_full_weights_at_their_scaled_rate():
+    """AdamW's first step moves each coordinate by about its group's lr (weight decay off), so the
+    full-weight parts move by lr * grpo.full_weight_lr_scale and the adapters by lr."""
+    from actors.optimizer import build_optimizer
+
+    policy, _ = _policy("lora+mlp", lora_rank=4)
+    with torch.no_grad():  # B != 0 so that A gets a gradient too
+        for m in lora_layers(policy).values():
+            m.lora_B["default"].weight.normal_(0, 0.05)
+    before = {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
+    opt = build_optimizer(optimizer_groups(policy, 1e-3, 0.1), "adamw", 1e-3, 0.0, 0.9)
+    reference = copy.deepcopy(policy).requires_grad_(False)
+    loss, _ = grpo_loss(policy, reference, _batch(policy), GRPO, 2.0, 0.7)
+    loss.backward()
+    opt.step()
+    steps = {n: (p.detach() - before[n]).abs() for n, p in policy.named_parameters() if p.requires_grad}
+    moved = lambda lora: torch.cat([s[s > 0] for n, s in steps.items() if (".lora_" in n) == lora])  # noqa: E731
+    assert torch.allclose(moved(True).median(), torch.tensor(1e-3), rtol=0.05)
+    assert torch.allclose(moved(False).median(), torch.tensor(1e-4), rtol=0.05)

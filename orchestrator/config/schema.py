@@ -27,6 +27,9 @@ class GRPOConfig:
     """G: samples per prompt; advantages are relative within a group."""
     lr: float = 1e-5
     """Learning rate of `optimizer`."""
+    full_weight_lr_scale: float = 1.0
+    """Where `policy.trainable` trains LoRA adapters beside full-weight parts (`lora+mlp+ada`): the
+    full-weight parameters' learning rate is lr times this (the adapters keep lr). Ignored otherwise."""
     optimizer: str = "adamw"
     """`adamw` (PrismAudio's) or `sgd` (heavy-ball momentum `momentum`). Where the gradient is mostly noise,
     AdamW moves every coordinate by about lr a step whatever its gradient (a random walk in all of
