@@ -40,7 +40,7 @@ import torch
 from common.types import TEACHERS
 from orchestrator.config.schema import PrismConfig
 from orchestrator.grpo.advantages import group_advantages
-from orchestrator.grpo.snr import gradient_snr_from_gram
+from orchestrator.grpo.snr import gradient_snr_from_gram, snr_difference_se
 
 TOTAL = "total"
 """Name of the configured total reward in the report (the teachers keep their own names)."""
@@ -295,15 +295,20 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
         else:
             grads = _group_gradients(policy, results, advantages, cfg, progress)
 
-        def snr_rows(gradients: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-            rows = {}
+        def snr_rows(gradients: dict[str, np.ndarray], base_grams: dict[str, np.ndarray] | None = None
+                     ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+            rows, grams = {}, {}
             for name, r in rewards.items():
-                snr = gradient_snr_from_gram(_gram(gradients[name]), opts.null_draws, seed=cfg.seed)
+                grams[name] = _gram(gradients[name])
+                snr = gradient_snr_from_gram(grams[name], opts.null_draws, seed=cfg.seed)
                 rows[name] = {**snr.to_dict(), "within_group_std": float(r.std(axis=1).mean()),
                               "between_group_std": float(r.mean(axis=1).std()), "run_cosine": snr.cosine_at(budget)}
-            return rows
+                if base_grams is not None:  # paired against policy.trainable on the same groups
+                    diff, se = snr_difference_se(grams[name], base_grams[name])
+                    rows[name].update(snr_minus_base=diff, snr_minus_base_se=se)
+            return rows, grams
 
-        rows = snr_rows(grads)
+        rows, base_grams = snr_rows(grads)
         by_trainable = {}
         for spec in opts.trainables:
             variant = apply_trainable(copy.deepcopy(base), dataclasses.replace(cfg.policy, trainable=spec)).eval()
@@ -311,7 +316,7 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
             variant_grads = (_nft_group_gradients(variant, results, advantages, cfg, start, progress)
                              if cfg.train.algorithm == "nft" else _group_gradients(variant, results, advantages, cfg, progress))
             by_trainable[spec] = {"trainable_params": sum(p.numel() for p in variant.parameters() if p.requires_grad),
-                                  "rewards": snr_rows(variant_grads)}
+                                  "rewards": snr_rows(variant_grads, base_grams)[0]}
             del variant_grads, variant
         checked = [name for name, row in rows.items()
                    if opts.step_check == "all" or (opts.step_check == "detected" and row["detected"])]
@@ -389,13 +394,16 @@ def markdown(result: dict[str, Any]) -> str:
                 for spec, v in block.get("by_trainable", {}).items()]
     if variants:
         lines += ["", f"Other trainable sets on the same rollouts and grades (policy.trainable={result.get('trainable')} "
-                  "above):", "", "| window start | trainable | parameters | reward | SNR per group (no-signal sd) | "
-                  "groups for SNR 1 |", "|---:|---|---:|---|---:|---:|"]
+                  "above; its minus: the paired difference with its jackknife s.e.):", "",
+                  "| window start | trainable | parameters | reward | SNR per group (no-signal sd) | "
+                  "groups for SNR 1 | minus policy.trainable's ± s.e. |", "|---:|---|---:|---|---:|---:|---:|"]
         for start, spec, v in variants:
             for name, row in v["rewards"].items():
                 need = f"{row['groups_for_snr1']:.0f}" if row["detected"] else _at_least(row)
+                paired = (f"{row['snr_minus_base']:+.5f} ± {row['snr_minus_base_se']:.5f}"
+                          if "snr_minus_base" in row else "")
                 lines.append(f"| {start} | {spec} | {v['trainable_params']:,} | {name} | "
-                             f"{row['snr_per_group']:+.5f} ({row['null_sd']:.5f}) | {need} |")
+                             f"{row['snr_per_group']:+.5f} ({row['null_sd']:.5f}) | {need} | {paired} |")
     steps = [(start, name, st) for start, block in result["starts"].items()
              for name, row in block["rewards"].items() for st in row.get("steps", [])]
     if steps:

@@ -224,6 +224,9 @@ def test_gradsnr_reports_the_gradient_snr_of_every_reward_per_window_start(tiny_
         heads = block["by_trainable"]["heads"]  # the same rollouts, only the output layer's gradient
         assert 0 < heads["trainable_params"] < saved["trainable_params"]
         assert set(heads["rewards"]) == set(block["rewards"]) and heads["rewards"]["total"]["noise_trace"] > 0
+        paired = heads["rewards"]["total"]  # paired with the main set's on the same 3 groups
+        assert np.isfinite(paired["snr_minus_base"]) and paired["snr_minus_base_se"] >= 0
+        assert np.isclose(paired["snr_minus_base"], paired["snr_per_group"] - block["rewards"]["total"]["snr_per_group"])
         total = block["rewards"]["total"]
         # The window's noise makes the members differ, so advantages and gradients are not zero.
         assert total["within_group_std"] > 0 and total["noise_trace"] > 0

@@ -190,3 +190,27 @@ def test_grpo_loss_with_the_builtin_policy_and_default_log_prob():
     assert loss.item() == pytest.approx(1.0, abs=1e-4)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.parameters())
+
+
+def test_snr_difference_se_is_paired_and_sized_like_the_spread_of_independent_measurements():
+    from orchestrator.grpo.snr import gradient_snr, snr_difference_se
+
+    rng = np.random.default_rng(0)
+    k, p = 64, 400
+    signal = np.zeros(p)
+    signal[:40] = 0.3
+    diffs, ses = [], []
+    for _ in range(60):
+        noise = rng.standard_normal((k, p))
+        a = signal + noise  # the same groups seen through two parameter sets: b drops half the noise coordinates
+        b = a[:, : p // 2]
+        d, se = snr_difference_se(a @ a.T, b @ b.T)
+        assert np.isclose(d, gradient_snr(a, 0).snr_per_group - gradient_snr(b, 0).snr_per_group)
+        diffs.append(d)
+        ses.append(se)
+    assert 0.6 < np.mean(ses) / np.std(diffs) < 1.5  # the jackknife s.e. matches the difference's real spread
+    assert np.mean(diffs) < -3 * np.std(diffs) / np.sqrt(len(diffs))  # b's SNR is higher (less noise, same signal)
+    same = rng.standard_normal((k, p))
+    assert snr_difference_se(same @ same.T, same @ same.T) == (0.0, 0.0)  # a set against itself: no difference
+    with pytest.raises(ValueError, match="Gram"):
+        snr_difference_se(np.eye(4), np.eye(5))

@@ -105,3 +105,33 @@ def gradient_snr(group_grads: np.ndarray, null_draws: int = 200, seed: int = 0) 
     if g.ndim != 2:
         raise ValueError(f"gradient_snr: group gradients must be [groups, params], got shape {g.shape}")
     return gradient_snr_from_gram(g @ g.T, null_draws, seed)
+
+
+def _leave_one_out_snr(gram: np.ndarray) -> np.ndarray:
+    """snr_per_group of the K Gram matrices that each leave one group out (K >= 3)."""
+    k = gram.shape[0]
+    diag = np.diag(gram)
+    total = gram.sum() - 2.0 * gram.sum(axis=1) + diag
+    trace = np.trace(gram) - diag
+    m = k - 1
+    signal = (total - trace) / (m * (m - 1))
+    noise = trace / m - signal
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(noise > 0, signal / noise, 0.0)
+
+
+def snr_difference_se(gram_a: np.ndarray, gram_b: np.ndarray) -> tuple[float, float]:
+    """snr_per_group(a) - snr_per_group(b) and its jackknife standard error, for two gradient sets measured
+    on the SAME K groups (one Gram matrix each, the groups in the same order): the paired comparison of
+    two trainable sets, window starts or advantage rules on the same rollouts. Leave-one-group-out
+    keeps the Gram estimate unbiased (a bootstrap would count a resampled group's G_k . G_k as a pair)."""
+    a, b = (np.asarray(g, dtype=np.float64) for g in (gram_a, gram_b))
+    if a.shape != b.shape or a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"snr_difference_se: two square Gram matrices of one shape needed, got {a.shape} and {b.shape}")
+    k = a.shape[0]
+    if k < 3:
+        raise ValueError(f"snr_difference_se: needs at least 3 groups, got {k}")
+    full = gradient_snr_from_gram(a, 0).snr_per_group - gradient_snr_from_gram(b, 0).snr_per_group
+    loo = _leave_one_out_snr(a) - _leave_one_out_snr(b)
+    se = math.sqrt((k - 1) / k * float(((loo - loo.mean()) ** 2).sum()))
+    return float(full), se
