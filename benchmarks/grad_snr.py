@@ -74,6 +74,11 @@ class GradSNROptions:
     """Further `policy.trainable` choices measured on the SAME rollouts and grades as policy.trainable
     (each gets its own group gradients and SNR rows, a paired comparison): LoRA adapters start at
     B = 0 and freezing changes no output, so the samples are what each choice would train on."""
+    variants: list[str] = field(default_factory=list)
+    """Loss-side settings measured on the SAME rollouts and grades, each a `;`-joined list of overrides
+    of how grades become advantages and advantages a gradient (benchmarks/loss_variants.py: nft.*,
+    rewards.combine, grpo.adv_std, grpo.adv_eps, grpo.adv_clip), e.g. `nft.adv_scale=0.5`. Each gets
+    its own group gradients and SNR rows, paired with the main settings' like `trainables`."""
 
 
 def _rollouts(policy, clips, cfg: PrismConfig, sde_steps: list[int], groups: int, start_seed: int,
@@ -198,6 +203,25 @@ def routed_advantages(per_teacher: dict[str, np.ndarray], advantages: dict[str, 
     return out
 
 
+def _advantages(rewards: dict[str, np.ndarray], per_teacher: dict[str, np.ndarray], cfg: PrismConfig
+                ) -> dict[str, np.ndarray]:
+    """Each reward's advantages as training takes them (grpo.adv_*; routed to teacher parts under
+    nft.teacher_channels)."""
+    advantages = {name: group_advantages(r, cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
+                  for name, r in rewards.items()}
+    if cfg.train.algorithm == "nft" and cfg.nft.teacher_channels:  # routed: each reward as teacher parts
+        advantages = routed_advantages(per_teacher, advantages, cfg)
+    return advantages
+
+
+def _gradients(policy, results: list[Any], advantages: dict[str, np.ndarray], cfg: PrismConfig, start: int,
+               progress) -> dict[str, np.ndarray]:
+    """Group gradients of the configured algorithm (DiffusionNFT or Fast-GRPO)."""
+    if cfg.train.algorithm == "nft":
+        return _nft_group_gradients(policy, results, advantages, cfg, start, progress)
+    return _group_gradients(policy, results, advantages, cfg, progress)
+
+
 @contextlib.contextmanager
 def stepped_along(policy: torch.nn.Module, direction: np.ndarray, size: float):
     """Inside the block the trainable weights are theta + size * |theta| * direction / |direction|;
@@ -234,6 +258,7 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
     """SNR of the GRPO gradient per window start and reward (see the module docstring)."""
     from tqdm import tqdm
 
+    from benchmarks.loss_variants import variant_config
     from benchmarks.sequential import load_train_clips
     from orchestrator.training.reward_phase import weights_of
     from policies.build import build_policy
@@ -260,6 +285,7 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
     clips = list(load_train_clips(cfg).values())[: max(1, opts.clips)]
     base = build_policy(cfg.policy).eval()
     policy = apply_trainable(copy.deepcopy(base) if opts.trainables else base, cfg.policy).eval()
+    variant_cfgs = {spec: variant_config(cfg, spec) for spec in opts.variants}  # bad specs fail before any rollout
     teachers = {t: build_teacher(t, getattr(cfg.rewards, t).backend, dict(getattr(cfg.rewards, t).options))
                 for t in TEACHERS}
     weights = weights_of(cfg)
@@ -286,19 +312,14 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
         rewards = {TOTAL: combine_grades(per_teacher, weights, cfg.rewards.combine)}
         if opts.teachers_alone:
             rewards.update(per_teacher)
-        advantages = {name: group_advantages(r, cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
-                      for name, r in rewards.items()}
-        if cfg.train.algorithm == "nft" and cfg.nft.teacher_channels:  # routed: each reward as teacher parts
-            advantages = routed_advantages(per_teacher, advantages, cfg)
-        if cfg.train.algorithm == "nft":
-            grads = _nft_group_gradients(policy, results, advantages, cfg, start, progress)
-        else:
-            grads = _group_gradients(policy, results, advantages, cfg, progress)
+        advantages = _advantages(rewards, per_teacher, cfg)
+        grads = _gradients(policy, results, advantages, cfg, start, progress)
 
-        def snr_rows(gradients: dict[str, np.ndarray], base_grams: dict[str, np.ndarray] | None = None
+        def snr_rows(gradients: dict[str, np.ndarray], base_grams: dict[str, np.ndarray] | None = None,
+                     graded_rewards: dict[str, np.ndarray] | None = None
                      ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
             rows, grams = {}, {}
-            for name, r in rewards.items():
+            for name, r in (rewards if graded_rewards is None else graded_rewards).items():
                 grams[name] = _gram(gradients[name])
                 snr = gradient_snr_from_gram(grams[name], opts.null_draws, seed=cfg.seed)
                 rows[name] = {**snr.to_dict(), "within_group_std": float(r.std(axis=1).mean()),
@@ -313,11 +334,18 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
         for spec in opts.trainables:
             variant = apply_trainable(copy.deepcopy(base), dataclasses.replace(cfg.policy, trainable=spec)).eval()
             progress.total += opts.groups
-            variant_grads = (_nft_group_gradients(variant, results, advantages, cfg, start, progress)
-                             if cfg.train.algorithm == "nft" else _group_gradients(variant, results, advantages, cfg, progress))
+            variant_grads = _gradients(variant, results, advantages, cfg, start, progress)
             by_trainable[spec] = {"trainable_params": sum(p.numel() for p in variant.parameters() if p.requires_grad),
                                   "rewards": snr_rows(variant_grads, base_grams)[0]}
             del variant_grads, variant
+        by_variant = {}
+        for spec, vcfg in variant_cfgs.items():
+            progress.total += opts.groups
+            v_rewards = {TOTAL: combine_grades(per_teacher, weights, vcfg.rewards.combine),
+                         **(per_teacher if opts.teachers_alone else {})}
+            variant_grads = _gradients(policy, results, _advantages(v_rewards, per_teacher, vcfg), vcfg, start, progress)
+            by_variant[spec] = {"rewards": snr_rows(variant_grads, base_grams, v_rewards)[0]}
+            del variant_grads
         checked = [name for name, row in rows.items()
                    if opts.step_check == "all" or (opts.step_check == "detected" and row["detected"])]
         if checked and opts.step_sizes:
@@ -339,7 +367,8 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
                                                 "total_diff": total_diff, "total_se": total_se})
         del grads
         out["starts"][str(start)] = {"sde_steps": sde, "seconds": time.perf_counter() - t0, "rewards": rows,
-                                     **({"by_trainable": by_trainable} if by_trainable else {})}
+                                     **({"by_trainable": by_trainable} if by_trainable else {}),
+                                     **({"by_variant": by_variant} if by_variant else {})}
     progress.close()
     out["groups_needed"] = groups_needed(out)
     return out
@@ -404,6 +433,18 @@ def markdown(result: dict[str, Any]) -> str:
                           if "snr_minus_base" in row else "")
                 lines.append(f"| {start} | {spec} | {v['trainable_params']:,} | {name} | "
                              f"{row['snr_per_group']:+.5f} ({row['null_sd']:.5f}) | {need} | {paired} |")
+    losses = [(start, spec, v) for start, block in result["starts"].items()
+              for spec, v in block.get("by_variant", {}).items()]
+    if losses:
+        lines += ["", "Other loss settings (`bench.variants`) on the same rollouts and grades (minus: the paired "
+                  "difference from the settings above, with its jackknife s.e.):", "",
+                  "| window start | variant | reward | SNR per group (no-signal sd) | groups for SNR 1 | "
+                  "minus the settings above ± s.e. |", "|---:|---|---|---:|---:|---:|"]
+        for start, spec, v in losses:
+            for name, row in v["rewards"].items():
+                need = f"{row['groups_for_snr1']:.0f}" if row["detected"] else _at_least(row)
+                lines.append(f"| {start} | {spec} | {name} | {row['snr_per_group']:+.5f} ({row['null_sd']:.5f}) | "
+                             f"{need} | {row['snr_minus_base']:+.5f} ± {row['snr_minus_base_se']:.5f} |")
     steps = [(start, name, st) for start, block in result["starts"].items()
              for name, row in block["rewards"].items() for st in row.get("steps", [])]
     if steps:

@@ -210,7 +210,8 @@ def test_gradsnr_reports_the_gradient_snr_of_every_reward_per_window_start(tiny_
     code = bench_main(["gradsnr", "tiny", f"run_dir={run_dir}", f"data.manifest={manifest}",
                        f"policy.checkpoint={root / 'policy'}", "grpo.group_size=4", "tracking.progress=false",
                        "bench.groups=3", "bench.window_starts=[0,1]", "bench.clips=2", "bench.null_draws=20",
-                       "bench.step_check=all", "bench.step_sizes=[0.001]", "bench.trainables=[heads]"])
+                       "bench.step_check=all", "bench.step_sizes=[0.001]", "bench.trainables=[heads]",
+                       "bench.variants=[grpo.adv_clip=5.0,grpo.adv_clip=0.3;grpo.adv_std=group]"])
     assert code == 0
     saved = json.loads((run_dir / "gradsnr.json").read_text())
     # groups for SNR 1 per reward at its best start: the estimate, or the 3-sd lower bound when not detected
@@ -227,6 +228,10 @@ def test_gradsnr_reports_the_gradient_snr_of_every_reward_per_window_start(tiny_
         paired = heads["rewards"]["total"]  # paired with the main set's on the same 3 groups
         assert np.isfinite(paired["snr_minus_base"]) and paired["snr_minus_base_se"] >= 0
         assert np.isclose(paired["snr_minus_base"], paired["snr_per_group"] - block["rewards"]["total"]["snr_per_group"])
+        same = block["by_variant"]["grpo.adv_clip=5.0"]["rewards"]["total"]  # the main settings again: no difference
+        assert same["snr_minus_base"] == 0 and same["snr_minus_base_se"] == 0
+        other = block["by_variant"]["grpo.adv_clip=0.3;grpo.adv_std=group"]["rewards"]
+        assert set(other) == set(block["rewards"]) and other["total"]["snr_minus_base"] != 0
         total = block["rewards"]["total"]
         # The window's noise makes the members differ, so advantages and gradients are not zero.
         assert total["within_group_std"] > 0 and total["noise_trace"] > 0
