@@ -394,6 +394,23 @@ def groups_needed(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return best
 
 
+def _paired_table(result: dict[str, Any], key: str, intro: str, header: str, align: str, extra_cells) -> list[str]:
+    """Markdown rows of the `key` blocks (by_trainable, by_variant) of every window start: each variant's
+    SNR rows and its paired difference from the main settings (empty when there are none)."""
+    items = [(start, spec, v) for start, block in result["starts"].items() for spec, v in block.get(key, {}).items()]
+    if not items:
+        return []
+    lines = ["", intro, "", header, align]
+    for start, spec, v in items:
+        for name, row in v["rewards"].items():
+            need = f"{row['groups_for_snr1']:.0f}" if row["detected"] else _at_least(row)
+            paired = f"{row['snr_minus_base']:+.5f} ± {row['snr_minus_base_se']:.5f}" if "snr_minus_base" in row else ""
+            cells = [str(start), spec, *extra_cells(v), name, f"{row['snr_per_group']:+.5f} ({row['null_sd']:.5f})",
+                     need, paired]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     """One row per window start and reward: spreads, SNR per group, groups for SNR 1, the run's cosine."""
     settings = ", ".join(f"{k} {result[k]}" for k in ("algorithm", "nft", "trainable", "noise_channels", "guidance_scale")
@@ -419,32 +436,18 @@ def markdown(result: dict[str, Any]) -> str:
         need = f"{b['groups_for_snr1']:.0f}" if b["detected"] else (
             f"> {b['groups_for_snr1']:.0f}" if np.isfinite(b["groups_for_snr1"]) else "not detected")
         lines.append(f"| {name} | {b['window_start']} | {b['snr_per_group']:+.5f} ({b['null_sd']:.5f}) | {need} |")
-    variants = [(start, spec, v) for start, block in result["starts"].items()
-                for spec, v in block.get("by_trainable", {}).items()]
-    if variants:
-        lines += ["", f"Other trainable sets on the same rollouts and grades (policy.trainable={result.get('trainable')} "
-                  "above; its minus: the paired difference with its jackknife s.e.):", "",
-                  "| window start | trainable | parameters | reward | SNR per group (no-signal sd) | "
-                  "groups for SNR 1 | minus policy.trainable's ± s.e. |", "|---:|---|---:|---|---:|---:|---:|"]
-        for start, spec, v in variants:
-            for name, row in v["rewards"].items():
-                need = f"{row['groups_for_snr1']:.0f}" if row["detected"] else _at_least(row)
-                paired = (f"{row['snr_minus_base']:+.5f} ± {row['snr_minus_base_se']:.5f}"
-                          if "snr_minus_base" in row else "")
-                lines.append(f"| {start} | {spec} | {v['trainable_params']:,} | {name} | "
-                             f"{row['snr_per_group']:+.5f} ({row['null_sd']:.5f}) | {need} | {paired} |")
-    losses = [(start, spec, v) for start, block in result["starts"].items()
-              for spec, v in block.get("by_variant", {}).items()]
-    if losses:
-        lines += ["", "Other loss settings (`bench.variants`) on the same rollouts and grades (minus: the paired "
-                  "difference from the settings above, with its jackknife s.e.):", "",
-                  "| window start | variant | reward | SNR per group (no-signal sd) | groups for SNR 1 | "
-                  "minus the settings above ± s.e. |", "|---:|---|---|---:|---:|---:|"]
-        for start, spec, v in losses:
-            for name, row in v["rewards"].items():
-                need = f"{row['groups_for_snr1']:.0f}" if row["detected"] else _at_least(row)
-                lines.append(f"| {start} | {spec} | {name} | {row['snr_per_group']:+.5f} ({row['null_sd']:.5f}) | "
-                             f"{need} | {row['snr_minus_base']:+.5f} ± {row['snr_minus_base_se']:.5f} |")
+    lines += _paired_table(
+        result, "by_trainable",
+        f"Other trainable sets on the same rollouts and grades (policy.trainable={result.get('trainable')} above; its "
+        "minus: the paired difference with its jackknife s.e.):",
+        "| window start | trainable | parameters | reward | SNR per group (no-signal sd) | groups for SNR 1 | "
+        "minus policy.trainable's ± s.e. |", "|---:|---|---:|---|---:|---:|---:|", lambda v: [f"{v['trainable_params']:,}"])
+    lines += _paired_table(
+        result, "by_variant",
+        "Other loss settings (`bench.variants`) on the same rollouts and grades (minus: the paired difference "
+        "from the settings above, with its jackknife s.e.):",
+        "| window start | variant | reward | SNR per group (no-signal sd) | groups for SNR 1 | "
+        "minus the settings above ± s.e. |", "|---:|---|---|---:|---:|---:|", lambda v: [])
     steps = [(start, name, st) for start, block in result["starts"].items()
              for name, row in block["rewards"].items() for st in row.get("steps", [])]
     if steps:
