@@ -206,11 +206,14 @@ def routed_advantages(per_teacher: dict[str, np.ndarray], advantages: dict[str, 
 def _advantages(rewards: dict[str, np.ndarray], per_teacher: dict[str, np.ndarray], cfg: PrismConfig
                 ) -> dict[str, np.ndarray]:
     """Each reward's advantages as training takes them (grpo.adv_*; routed to teacher parts under
-    nft.teacher_channels)."""
+    nft.teacher_channels; balanced under nft.balance_groups)."""
     advantages = {name: group_advantages(r, cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
                   for name, r in rewards.items()}
     if cfg.train.algorithm == "nft" and cfg.nft.teacher_channels:  # routed: each reward as teacher parts
         advantages = routed_advantages(per_teacher, advantages, cfg)
+    elif cfg.train.algorithm == "nft" and cfg.nft.balance_groups:  # each group's 2r - 1 sums to 0
+        from orchestrator.nft.optimality import balanced_advantages
+        advantages = {name: balanced_advantages(a, cfg.nft.adv_scale) for name, a in advantages.items()}
     return advantages
 
 

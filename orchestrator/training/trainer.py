@@ -32,6 +32,7 @@ from orchestrator.config.load import to_dict
 from orchestrator.config.schema import PrismConfig
 from orchestrator.data.sampler import PromptSampler
 from orchestrator.grpo.advantages import group_advantages, null_control_advantages
+from orchestrator.nft.optimality import balanced_advantages
 from orchestrator.grpo.teacher_parts import teacher_advantage_parts
 from orchestrator.training.reward_phase import grade_groups, weights_of
 from orchestrator.training.roles import Roles, build_learner, build_roles
@@ -127,6 +128,8 @@ class Trainer:
                               [self.clip_refs[c] for c in launched.clip_ids], groups[0].sample_rate,
                               self.roles.backends)
         adv = group_advantages(grades.total, cfg.grpo.adv_std, cfg.grpo.adv_eps, cfg.grpo.adv_clip)
+        if cfg.train.algorithm == "nft" and cfg.nft.balance_groups:  # each group's 2r - 1 sums to 0
+            adv = balanced_advantages(adv, cfg.nft.adv_scale, grades.keep)
         # [P, G, 1 + T]: the advantage, then (when nft.teacher_channels routes them) each teacher's part of it
         values = adv[..., None]
         if cfg.train.algorithm == "nft" and cfg.nft.teacher_channels:

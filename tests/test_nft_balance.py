@@ -1,0 +1,51 @@
+"""`nft.balance_groups`: each group's clipped advantages, and so its 2r - 1, sum to exactly 0."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from orchestrator.config.load import ConfigError, load_config
+from orchestrator.nft.optimality import balanced_advantages, optimality
+
+
+def test_clipping_unbalances_a_group_and_balancing_restores_a_zero_sum():
+    adv = np.array([[2.6, 0.3, -0.5, -0.4, -0.6, -0.5, -0.4, -0.5],
+                    [-3.0, 0.3, 0.5, 0.4, 0.6, 0.5, 0.4, 0.3]], dtype=np.float32)
+    assert abs(adv.sum(1)).max() < 1e-5                    # centred, as group_advantages gives them
+    clipped_sums = np.clip(adv, -2.0, 2.0).sum(1)
+    assert clipped_sums[0] == pytest.approx(-0.6, abs=1e-5) and clipped_sums[1] == pytest.approx(1.0, abs=1e-5)
+    out = balanced_advantages(adv, 2.0)
+    assert out.dtype == np.float32 and np.abs(out.sum(1)).max() < 1e-6
+    # the smaller side is kept as clipped, the larger side shrinks by one factor
+    assert out[0, 0] == pytest.approx(2.0) and np.allclose(out[0, 2:], adv[0, 2:] * 2.3 / 2.9)
+    assert out[1, 0] == pytest.approx(-2.0) and np.allclose(out[1, 1:], adv[1, 1:] * 2.0 / 3.0)
+    r = optimality(torch.as_tensor(out), 2.0)
+    assert float((2 * r - 1).sum(1).abs().max()) < 1e-6
+    assert float(r.min()) >= 0.0 and float(r.max()) <= 1.0
+
+
+def test_unclipped_groups_are_unchanged_and_dropped_members_count_for_nothing():
+    adv = np.array([[1.0, -0.5, -0.5, 0.0]])
+    assert np.allclose(balanced_advantages(adv, 2.0), adv)
+    keep = np.array([[True, True, True, False]])
+    out = balanced_advantages(np.array([[3.0, -0.5, -0.5, 9.0]]), 2.0, keep)
+    assert out[0, 3] == 0.0 and abs(out.sum()) < 1e-12 and out[0, 0] == pytest.approx(1.0)
+    assert np.all(balanced_advantages(np.zeros((2, 4)), 2.0) == 0.0)
+    one_sided = balanced_advantages(np.array([[0.5, 0.5, 0.0]]), 2.0)  # nothing below 0: nothing to balance it
+    assert np.all(one_sided == 0.0)
+
+
+def test_bad_shapes_and_scales_are_named():
+    with pytest.raises(ValueError, match="adv_scale"):
+        balanced_advantages(np.zeros((1, 2)), 0.0)
+    with pytest.raises(ValueError, match=r"\[prompts, group\]"):
+        balanced_advantages(np.zeros(3), 1.0)
+    with pytest.raises(ValueError, match="keep"):
+        balanced_advantages(np.zeros((1, 2)), 1.0, np.ones((1, 3), bool))
+
+
+def test_balance_is_refused_beside_teacher_routing():
+    assert load_config("demo_nft", ["nft.balance_groups=true"]).nft.balance_groups is True
+    with pytest.raises(ConfigError, match="nft.balance_groups"):
+        load_config("demo_nft", ["nft.balance_groups=true", "nft.teacher_channels={spatial: ITD}"])
