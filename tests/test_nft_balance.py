@@ -46,6 +46,8 @@ def test_bad_shapes_and_scales_are_named():
 
 
 def test_balance_is_refused_beside_teacher_routing():
-    assert load_config("demo_nft", ["nft.balance_groups=true"]).nft.balance_groups is True
-    with pytest.raises(ConfigError, match="nft.balance_groups"):
-        load_config("demo_nft", ["nft.balance_groups=true", "nft.teacher_channels={spatial: ITD}"])
+    assert load_config("demo_nft").nft.balance_groups is True
+    with pytest.raises(ConfigError, match="nft.balance_groups=false"):
+        load_config("demo_nft", ["nft.teacher_channels={spatial: ITD}"])
+    routed = load_config("demo_nft", ["nft.teacher_channels={spatial: ITD}", "nft.balance_groups=false"])
+    assert routed.nft.teacher_channels == {"spatial": "ITD"} and not routed.nft.balance_groups

@@ -105,7 +105,7 @@ def test_async_mode_overlaps_and_keeps_staleness_bound(tiny_world, ms_clap_optio
     trainer = Trainer(tiny_cfg(root, manifest, "async", "grpo.steps=3", "train.mode=async",
                                "train.max_staleness=1", "train.checkpoint_every=0",
                                "train.algorithm=nft", "nft.draws=2", "sampler.schedule=flow_grpo", "sampler.noise_level=0",
-                               "rollout.dtype=bf16", "nft.teacher_channels.spatial=ITD,ILD",
+                               "rollout.dtype=bf16", "nft.teacher_channels.spatial=ITD,ILD", "nft.balance_groups=false",
                                "rewards.combine=normalize_then_sum", "rewards.semantic.backend=ms_clap",
                                f"rewards.semantic.options={json.dumps(options)}"))
     try:

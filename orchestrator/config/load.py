@@ -119,7 +119,7 @@ def _check_choices(cfg: DictConfig) -> None:
             raise ConfigError(f"config key '{key}' is {value!r}; allowed: {', '.join(allowed)}")
     if cfg.nft.balance_groups and cfg.nft.teacher_channels:
         raise ConfigError("nft.balance_groups balances the single advantage; with nft.teacher_channels each channel's "
-                          "r comes from routed teacher parts, which it does not balance: set one of the two")
+                          "r comes from routed teacher parts, which it does not balance: add nft.balance_groups=false")
 
 
 def default_run_dir(command: str) -> str:

@@ -90,13 +90,14 @@ class NFTConfig:
     advantage-weighted sum). More draws = less noise per sample, one learner forward each."""
     adv_scale: float = 2.0
     """Advantage at which the optimality probability reaches 0 or 1 (r = 0.5 + 0.5 clip(A / adv_scale, -1, 1))."""
-    balance_groups: bool = False
+    balance_groups: bool = True
     """Make each group's optimality probabilities average exactly 0.5: after clipping at adv_scale, the
     larger of a group's positive and negative advantage sums is shrunk to the smaller
     (orchestrator/nft/optimality.py, `balanced_advantages`). Clipping trims one tail, so without this a
     group's sum of 2r - 1 is not 0 (the demo's averaged +0.0045 a sample) and every step also trains
-    flow matching on the policy's own samples, whatever the rewards. Applies to the single advantage;
-    not with nft.teacher_channels."""
+    flow matching on the policy's own samples, whatever the rewards: in `demo_nft`'s in-group null
+    that push alone moved aesthetic by -0.009 (6 s.e.) on held-out clips (README, issue 18). Applies to
+    the single advantage; set false with nft.teacher_channels, which it does not balance."""
     channels: str = "all"
     """Latent channels the objective trains, in `sampler.noise_channels`' syntax (`all`, `params`, `pca:K`,
     parameter channel names, comma-separated, `-NAME` to remove channels: `params,-ITD,-ILD`); the rest of the velocity gets no gradient from it. Each
