@@ -199,9 +199,24 @@ def minibatches(batch: B, size: int, generator: torch.Generator) -> list[B]:
     return [batch.select(order[i : i + size]) for i in range(0, len(batch), size)]
 
 
-def micro_batch_plan(batch: B, count: int, generator: torch.Generator) -> list[tuple[B, float]]:
+def draw_blocks(batch: "CleanSampleBatch") -> torch.Tensor:
+    """Block id [M] of each DiffusionNFT row: rows of one group at one shared forward draw (same clip id,
+    rollout weight version and draw time) share a block; ids count up in order of first appearance.
+    A block holds every member of its group at that draw, so its advantages sum as the group's do."""
+    if not isinstance(batch, CleanSampleBatch):
+        raise TypeError(f"draw_blocks: rows must be CleanSampleBatch (DiffusionNFT), got {type(batch).__name__}")
+    ids: dict[tuple[str, int, float], int] = {}
+    versions, times = batch.versions.tolist(), batch.times.double().tolist()
+    return torch.tensor([ids.setdefault((c, int(v), float(t)), len(ids))
+                         for c, v, t in zip(batch.clip_ids, versions, times)], dtype=torch.long)
+
+
+def micro_batch_plan(batch: B, count: int, generator: torch.Generator, blocks: Optional[torch.Tensor] = None
+                     ) -> list[tuple[B, float]]:
     """Exactly `count` (micro-batch, loss weight) pairs over the rows of `batch`, shuffled by
-    `generator`, chunk sizes differing by at most one.
+    `generator`, chunk sizes differing by at most one. With `blocks` (an id per row, e.g. `draw_blocks`)
+    the blocks are shuffled instead and none is split: chunk k takes the shuffled blocks whose first row
+    falls in [k M / count, (k + 1) M / count) of the shuffled rows, so sizes differ by up to a block.
 
     Data-parallel ranks must all take the same number of micro steps (each backward is a
     collective), so a rank holding fewer rows than `count` fills the rest with one-row chunks of
@@ -212,9 +227,24 @@ def micro_batch_plan(batch: B, count: int, generator: torch.Generator) -> list[t
     m = len(batch)
     if m == 0:
         raise ValueError("micro_batch_plan: the batch has no rows")
-    order = torch.randperm(m, generator=generator)
-    real = min(count, m)
-    bounds = [i * m // real for i in range(real + 1)]
-    plan = [(batch.select(order[bounds[i] : bounds[i + 1]]), 1.0) for i in range(real)]
+    if blocks is None:
+        order = torch.randperm(m, generator=generator)
+        real = min(count, m)
+        bounds = [i * m // real for i in range(real + 1)]
+        plan = [(batch.select(order[bounds[i] : bounds[i + 1]]), 1.0) for i in range(real)]
+    else:
+        blocks = torch.as_tensor(blocks, dtype=torch.long)
+        if blocks.shape != (m,):
+            raise ValueError(f"micro_batch_plan: blocks {tuple(blocks.shape)} must give one id per row ({m})")
+        unique = torch.unique(blocks)
+        chunks: list[list[torch.Tensor]] = [[] for _ in range(count)]
+        start = 0
+        for b in unique[torch.randperm(len(unique), generator=generator)]:
+            rows = torch.nonzero(blocks == b).flatten()
+            chunks[min(count - 1, start * count // m)].append(rows)
+            start += len(rows)
+        plan = [(batch.select(torch.cat(c)), 1.0) for c in chunks if c]
+    order = torch.arange(m) if blocks is not None else order
+    real = len(plan)
     plan += [(batch.select(order[:1]), 0.0)] * (count - real)
     return plan

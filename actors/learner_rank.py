@@ -25,7 +25,7 @@ from torch import nn
 
 from actors.config import LearnerConfig
 from actors.ema import EMA
-from actors.experience import TransitionBatch, concat, micro_batch_plan
+from actors.experience import TransitionBatch, concat, draw_blocks, micro_batch_plan
 from actors.experience_builder import GroupExperience
 from actors.lost_objects import InputsLost, first_line, is_lost
 from actors.optimizer import build_optimizer
@@ -208,9 +208,10 @@ class LearnerRank:
         weight_total = 0.0
         grad_norms = []
         self.engine.train()
+        blocks = draw_blocks(batch) if self.grpo.micro_batches == "draws" else None
         for epoch in range(self.grpo.inner_epochs):
             gen = torch.Generator().manual_seed(shuffle_seed(self.seed, step, self.rank, epoch))
-            for micro, weight in micro_batch_plan(batch, count, gen):
+            for micro, weight in micro_batch_plan(batch, count, gen, blocks):
                 clock = self._clock()
                 loss, metrics = self.engine(micro)
                 seconds["forward_s"] += self._clock() - clock

@@ -51,3 +51,53 @@ def test_balance_is_refused_beside_teacher_routing():
         load_config("demo_nft", ["nft.teacher_channels={spatial: ITD}"])
     routed = load_config("demo_nft", ["nft.teacher_channels={spatial: ITD}", "nft.balance_groups=false"])
     assert routed.nft.teacher_channels == {"spatial": "ITD"} and not routed.nft.balance_groups
+
+
+
+def _clean_rows(groups: int = 2, members: int = 4, draws: int = 3):
+    """DiffusionNFT rows of `groups` groups, member-major as assemble_clean_samples lays them out,
+    with balanced advantages and the draw times each group shares among its members."""
+    from actors.experience import CleanSampleBatch, concat
+
+    adv = balanced_advantages(np.random.default_rng(0).normal(size=(groups, members)) * 1.5, 2.0)
+    out = []
+    for g in range(groups):
+        times = torch.rand(draws, generator=torch.Generator().manual_seed(g)).repeat(members)
+        m = members * draws
+        out.append(CleanSampleBatch(
+            cond_inputs={"x": torch.zeros(m, 2)}, clean_latents=torch.zeros(m, 3, 2), noise=torch.zeros(m, 3, 2),
+            times=times, old_velocity=torch.zeros(m, 3, 2),
+            advantages=torch.tensor(adv[g], dtype=torch.float32).repeat_interleave(draws),
+            teacher_advantages=torch.zeros(m, 0), versions=torch.full((m,), 5, dtype=torch.long),
+            clip_ids=[f"c{g}"] * m))
+    return concat(out)
+
+
+def test_draw_blocks_keep_each_groups_members_at_a_draw_in_one_micro_batch():
+    from actors.experience import draw_blocks, micro_batch_plan
+
+    batch = _clean_rows()
+    blocks = draw_blocks(batch)
+    assert len(torch.unique(blocks)) == 6 and all(int((blocks == b).sum()) == 4 for b in torch.unique(blocks))
+    for b in torch.unique(blocks):  # a block: one clip, one draw time, every member
+        rows = torch.nonzero(blocks == b).flatten()
+        assert len({batch.clip_ids[i] for i in rows.tolist()}) == 1 and len(set(batch.times[rows].tolist())) == 1
+        assert abs(float(batch.advantages[rows].sum())) < 1e-5
+    plan = micro_batch_plan(batch, 3, torch.Generator().manual_seed(1), blocks)
+    assert [w for _, w in plan] == [1.0, 1.0, 1.0] and sum(len(m) for m, _ in plan) == len(batch)
+    for micro, _ in plan:  # every optimizer step's advantages sum to 0, as a whole group's do
+        assert abs(float(micro.advantages.sum())) < 1e-5 and len(micro) % 4 == 0
+    rows_plan = micro_batch_plan(batch, 3, torch.Generator().manual_seed(1))
+    assert max(abs(float(m.advantages.sum())) for m, _ in rows_plan) > 1e-3  # shuffled rows split the blocks
+    padded = micro_batch_plan(batch, 8, torch.Generator().manual_seed(1), blocks)  # more steps than blocks
+    assert [w for _, w in padded].count(1.0) == 6 and [w for _, w in padded].count(0.0) == 2
+    with pytest.raises(ValueError, match="one id per row"):
+        micro_batch_plan(batch, 3, torch.Generator(), blocks[:-1])
+
+
+def test_draw_micro_batches_need_diffusion_nft():
+    assert load_config("demo_nft", ["grpo.micro_batches=draws"]).grpo.micro_batches == "draws"
+    with pytest.raises(ConfigError, match="grpo.micro_batches=draws"):
+        load_config("demo", ["grpo.micro_batches=draws"])
+    with pytest.raises(ConfigError, match="grpo.micro_batches"):
+        load_config("demo_nft", ["grpo.micro_batches=members"])

@@ -30,6 +30,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "grpo.adv_std": ("batch", "group"),
     "grpo.optimizer": ("adamw", "sgd"),
     "grpo.null_control": ("none", "shuffle", "shuffle_in_group", "zero"),
+    "grpo.micro_batches": ("rows", "draws"),
     "learner.backend": ("auto", "gloo", "nccl"),
     "learner.dtype": ("fp32", "bf16"),
     "rollout.dtype": ("fp32", "bf16", "auto"),
@@ -117,6 +118,9 @@ def _check_choices(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
             raise ConfigError(f"config key '{key}' is {value!r}; allowed: {', '.join(allowed)}")
+    if cfg.grpo.micro_batches == "draws" and cfg.train.algorithm != "nft":
+        raise ConfigError("grpo.micro_batches=draws keeps DiffusionNFT's shared forward draws together; "
+                          f"train.algorithm is {cfg.train.algorithm!r}: use grpo.micro_batches=rows")
     if cfg.nft.balance_groups and cfg.nft.teacher_channels:
         raise ConfigError("nft.balance_groups balances the single advantage; with nft.teacher_channels each channel's "
                           "r comes from routed teacher parts, which it does not balance: add nft.balance_groups=false")

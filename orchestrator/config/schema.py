@@ -53,6 +53,11 @@ class GRPOConfig:
     """Weight of the KL penalty to the frozen reference policy."""
     minibatch_size: int = 16
     """Transitions per learner micro-batch (per rank)."""
+    micro_batches: str = "rows"
+    """How a rank cuts its rows into micro-batches: `rows` (rows shuffled one by one) or `draws`
+    (DiffusionNFT only: the rows of one group at one shared forward draw stay together, so each
+    optimizer step sees every member of a group at that draw, and the part of their gradients that
+    the shared draw makes common cancels within the step, as it does in the whole step's gradient)."""
     inner_epochs: int = 1
     """Passes over each step's experience."""
     ema_decay: float = 0.99
