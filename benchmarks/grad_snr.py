@@ -298,6 +298,7 @@ def run(cfg: PrismConfig, opts: GradSNROptions | None = None) -> dict[str, Any]:
         "algorithm": cfg.train.algorithm, "trainable": cfg.policy.trainable, "noise_channels": cfg.sampler.noise_channels,
         "guidance_scale": cfg.sampler.guidance_scale,
         **({"nft": {"draws": cfg.nft.draws, "channels": cfg.nft.channels, "time_range": list(cfg.nft.time_range),
+                    "balance_groups": cfg.nft.balance_groups,
                     **({"teacher_channels": dict(cfg.nft.teacher_channels)} if cfg.nft.teacher_channels else {})}}
            if cfg.train.algorithm == "nft" else {}),
         "trainable_params": sum(p.numel() for p in policy.parameters() if p.requires_grad),
