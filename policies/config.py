@@ -85,10 +85,11 @@ class PolicyConfig:
     with its adapters disabled, and the weights sent to rollout workers, the EMA and policy
     checkpoints are the merged ones); `last_blocks:K` (the last K DiT blocks and the output layer);
     `heads` (the output layer only); or parts joined by `+`, each once: `lora` and the full-weight
-    sets `heads`, `attn`, `mlp`, `ada` (policies/trainable.py FULL_WEIGHT_SETS), e.g. `lora+mlp+ada`
+    sets `heads`, `attn`, `mlp`, `ada`, `cond`, `inputs` (policies/trainable.py FULL_WEIGHT_SETS), e.g. `lora+mlp+ada`
     (adapters on attention, MLPs and adaLN at full weight, their rate `grpo.full_weight_lr_scale`
-    times lr; the KL reference is then a frozen copy). Frozen weights get no update. Not an
-    architecture field: pretraining ignores it and a checkpoint trains with any choice."""
+    times lr; the KL reference is then a frozen copy); or `all-SET[-SET...]`, every weight but those
+    sets (`all-cond-inputs`: the conditioning encoders and the input layers frozen). Frozen weights get no update.
+    Not an architecture field: pretraining ignores it and a checkpoint trains with any choice."""
     lora_rank: int = 32
     """trainable=lora: rank r of each adapter (Flow-GRPO: 32)."""
     lora_alpha: float = 32.0

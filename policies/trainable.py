@@ -1,6 +1,7 @@
-"""Which weights RL trains (`policy.trainable`): all, the last K blocks, or a `+`-joined set of parts:
+"""Which weights RL trains (`policy.trainable`): all, the last K blocks, a `+`-joined set of parts:
 LoRA adapters and named full-weight module sets (`lora+mlp+ada`: adapters on attention, the MLPs and
-adaLN modulations at full weight).
+adaLN modulations at full weight), or every weight but named sets (`all-cond`: the conditioning
+encoders frozen).
 
 A group's gradient noise is summed over every trained parameter while the reward's signal may live
 in few of them, so training fewer parameters can raise the gradient's signal-to-noise ratio.
@@ -30,11 +31,17 @@ FULL_WEIGHT_SETS = {
     "attn": r"blocks\.\d+\.(attn|cross)\..*",
     "mlp": r"blocks\.\d+\.mlp\..*",
     "ada": r"(blocks\.\d+|final)\.ada\..*",
+    "cond": r"(text|video|sync_proj|pool_proj)\..*|video_segment",
+    "inputs": r"(x_in|t_embed)\..*|blocks\.\d+\.norm_x\..*",
 }
 """Named full-weight parts of `policy.trainable`: regular expression (full match) on the small DiT's
 parameter names. `heads` is the output layer, `attn` every self- and cross-attention projection, `mlp`
-every block's MLP, `ada` every adaLN modulation (the blocks' and the output layer's)."""
-KINDS = ("all", "last_blocks:K", "PART[+PART...] with PART in lora, " + ", ".join(FULL_WEIGHT_SETS))
+every block's MLP, `ada` every adaLN modulation (the blocks' and the output layer's), `cond` the
+conditioning encoders (the plan's text embedding, the video encoder and its segment token, and the
+projections of the sync and pooled video features), which feed every block, and `inputs` the
+latent's input projection, the time embedding and the blocks' input norms."""
+KINDS = ("all", "last_blocks:K", "PART[+PART...] with PART in lora, " + ", ".join(FULL_WEIGHT_SETS),
+         "all-SET[-SET...] with SET in " + ", ".join(FULL_WEIGHT_SETS))
 """Allowed forms of `policy.trainable`."""
 ADAPTER = "default"
 """Name of the one LoRA adapter."""
@@ -43,9 +50,14 @@ HEAD_PREFIXES = ("final.",)
 
 
 def parse_trainable(spec: str) -> tuple[str, int]:
-    """('all', 0), ('last_blocks', K) or ('parts', 0) from `policy.trainable`; a bad value raises naming it."""
+    """('all', 0), ('last_blocks', K), ('parts', 0) or ('all_but', 0) from `policy.trainable`; a bad value
+    raises naming it."""
     if spec == "all":
         return spec, 0
+    if (spec or "").startswith("all-"):
+        frozen = spec[len("all-"):].split("-")
+        if all(p in FULL_WEIGHT_SETS for p in frozen) and len(set(frozen)) == len(frozen):
+            return "all_but", 0
     m = re.fullmatch(r"last_blocks:(\d+)", spec or "")
     if m and int(m.group(1)) >= 1:
         return "last_blocks", int(m.group(1))
@@ -61,6 +73,13 @@ def trainable_parts(spec: str) -> tuple[bool, tuple[str, ...]]:
         raise ValueError(f"policy.trainable: {spec!r} is not a '+'-joined set of parts")
     parts = spec.split("+")
     return "lora" in parts, tuple(p for p in parts if p != "lora")
+
+
+def frozen_sets(spec: str) -> tuple[str, ...]:
+    """The full-weight set names an `all-SET[-SET...]` `policy.trainable` freezes."""
+    if parse_trainable(spec)[0] != "all_but":
+        raise ValueError(f"policy.trainable: {spec!r} is not of the form all-SET[-SET...]")
+    return tuple(spec[len("all-"):].split("-"))
 
 
 def full_weight_names(names: list[str], sets: tuple[str, ...]) -> set[str]:
@@ -85,6 +104,15 @@ def apply_trainable(model: nn.Module, cfg: PolicyConfig) -> nn.Module:
     if kind == "all":
         return model
     names = [n for n, _ in model.named_parameters()]
+    if kind == "all_but":
+        sets = frozen_sets(cfg.trainable)
+        missing = [s for s in sets if not full_weight_names(names, (s,))]
+        if missing:
+            raise ValueError(f"policy.trainable={cfg.trainable}: set(s) {missing} match no parameter of the policy")
+        frozen = full_weight_names(names, sets)
+        for name, p in model.named_parameters():
+            p.requires_grad_(name not in frozen)
+        return model
     if kind == "last_blocks":
         keep = trained_by_prefix(names, kind, k, len(getattr(model, "blocks", [])))
         for name, p in model.named_parameters():

@@ -53,7 +53,9 @@ def test_bad_trainable_values_are_named():
     assert parse_trainable("last_blocks:2") == ("last_blocks", 2)
     assert parse_trainable("lora+mlp+ada") == ("parts", 0)
     assert trainable_parts("lora+mlp+ada") == (True, ("mlp", "ada")) and trainable_parts("heads") == (False, ("heads",))
-    for bad in ("some", "last_blocks:0", "last_blocks:x", "lora+lora", "lora+", "lora+mlp+conv", ""):
+    assert parse_trainable("all-cond") == ("all_but", 0) and parse_trainable("all-cond-ada") == ("all_but", 0)
+    for bad in ("some", "last_blocks:0", "last_blocks:x", "lora+lora", "lora+", "lora+mlp+conv", "",
+                "all-", "all-lora", "all-cond-cond", "all-conv"):
         with pytest.raises(ValueError, match="policy.trainable"):
             parse_trainable(bad)
     with pytest.raises(ValueError, match="only 2 blocks"):
@@ -62,7 +64,7 @@ def test_bad_trainable_values_are_named():
         _policy("lora+attn", lora_rank=4)
 
 
-@pytest.mark.parametrize("trainable", ["heads", "last_blocks:1", "lora", "lora+mlp+ada", "mlp"])
+@pytest.mark.parametrize("trainable", ["heads", "last_blocks:1", "lora", "lora+mlp+ada", "mlp", "all-cond", "all-cond-inputs"])
 def test_a_frozen_parameter_receives_no_update(trainable):
     policy, _ = _policy(trainable, lora_rank=4)
     before = {n: p.detach().clone() for n, p in policy.named_parameters()}
@@ -84,6 +86,14 @@ def test_a_frozen_parameter_receives_no_update(trainable):
             n for n in before if re.fullmatch(r"blocks\.\d\.(mlp|ada)\..*|final\.ada\..*", n)}
         assert any(".lora_" in n for n in moved) and any(".mlp." in n for n in moved)
         assert not any(".base_layer." in n for n in trained)
+    if trainable == "all-cond":  # the conditioning encoders frozen, every other weight trained
+        cond = r"(text|video|sync_proj|pool_proj)\..*|video_segment"
+        assert set(frozen) == {n for n in before if re.fullmatch(cond, n)}
+        assert {n.split(".")[0] for n in frozen} == {"text", "video", "video_segment", "sync_proj", "pool_proj"}
+    if trainable == "all-cond-inputs":
+        assert {n.split(".")[0] for n in frozen} == {"text", "video", "video_segment", "sync_proj", "pool_proj",
+                                                     "x_in", "t_embed", "blocks"}
+        assert {n for n in frozen if n.startswith("blocks.")} == {n for n in before if ".norm_x." in n}
 
 
 def test_lora_beside_full_weights_gets_its_own_rate_and_a_frozen_copy_as_reference():
