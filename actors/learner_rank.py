@@ -13,6 +13,7 @@ import math
 import os
 import random
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -79,6 +80,24 @@ def deepspeed_config(cfg: LearnerConfig, max_grad_norm: float, micro_batch: int,
     }
 
 
+def import_deepspeed():
+    """`import deepspeed`, without the MLflow import it would otherwise make: DeepSpeed's autotuner
+    (imported with the package) probes for `mlflow` at import time, which costs every learner rank
+    ~1.5 s of CPU at start-up, and the ranks never autotune (nor log to MLflow: the controller does).
+    A process that already imported MLflow, or imports it later, gets it as usual."""
+    if "deepspeed" in sys.modules or "mlflow" in sys.modules:
+        import deepspeed
+
+        return deepspeed
+    sys.modules["mlflow"] = None  # the autotuner's `import mlflow` fails: it runs without MLflow
+    try:
+        import deepspeed
+    finally:
+        if sys.modules.get("mlflow", 0) is None:
+            del sys.modules["mlflow"]
+    return deepspeed
+
+
 class _LossHead(nn.Module):
     """What the DeepSpeed engine wraps: forward(batch) = loss_fn(model, reference, batch).
 
@@ -126,7 +145,7 @@ class LearnerRank:
     def setup(self, master_addr: str, master_port: int, local_rank: int, local_size: int, initial_state) -> dict:
         """*Collective.* Join the process group, build model, reference, engine (and EMA on rank 0)."""
         clock = time.perf_counter()
-        import deepspeed
+        deepspeed = import_deepspeed()
 
         timings = {"import_deepspeed_s": time.perf_counter() - clock}
         use_gpu = self.cfg.num_gpus > 0

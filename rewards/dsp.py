@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from math import gcd
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.fft import next_fast_len
-from scipy.signal import CZT, resample_poly
+
+# scipy.signal (~1 s of CPU to import, with scipy.stats) is imported where it is used: resampling
+# between different rates and `gcc_phat`; a reward replica whose teacher needs neither never loads it.
+if TYPE_CHECKING:
+    from scipy.signal import CZT
 
 _EPS = 1e-12
 
@@ -34,6 +39,8 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
         raise ValueError(f"resample: sample rates must be positive, got {sr_in} -> {sr_out}")
     if sr_in == sr_out:
         return x
+    from scipy.signal import resample_poly
+
     g = gcd(sr_in, sr_out)
     return resample_poly(x, sr_out // g, sr_in // g, axis=-1).astype(np.float32)
 
@@ -118,6 +125,8 @@ def onset_envelope(
 @lru_cache(maxsize=32)
 def _lag_transform(n_bins: int, n: int, max_shift: int, interp: int) -> CZT:
     """Chirp-z transform evaluating sum_k X_k exp(2 pi i k tau / n) at tau = (-max_shift..max_shift) / interp."""
+    from scipy.signal import CZT
+
     first_lag = -max_shift / interp
     return CZT(n_bins, m=2 * max_shift + 1, w=np.exp(2j * np.pi / (interp * n)), a=np.exp(-2j * np.pi * first_lag / n))
 

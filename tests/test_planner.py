@@ -91,7 +91,10 @@ def test_mllm_planner_and_resumable_annotate(tmp_path):
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024)
     try:
-        first = annotate_manifest(cfg, limit=2)
+        # Two clips are one batch: one replica does it (a second would only start up); the rerun below
+        # plans three clips in two batches on both replicas.
+        one_replica = dataclasses.replace(cfg, planner=dataclasses.replace(cfg.planner, replicas=1))
+        first = annotate_manifest(one_replica, limit=2)
         assert first["planned"] == 2 and first["already_done"] == 0
         with open(plans_path(cfg), "a") as f:
             f.write('{"clip_id": "ss0-000004", "sema')  # a run killed mid-write

@@ -92,8 +92,12 @@ def test_ray_job_submit_runs_the_training_entry_point(tmp_path, ray_head):
     cfg.data.manifest = manifest
     run_pretrain(cfg)
     run_dir = tmp_path / "job-run"
+    # One learner rank and one rollout worker: what is checked here is that the entry point joins the
+    # cluster and trains (several ranks and workers: the other end-to-end tests); each extra process
+    # only adds start-up CPU (~8 s a DeepSpeed rank) on the test machine's 2 cores.
     entry = [sys.executable, "-m", "orchestrator.training.train", "tiny", f"run_dir={run_dir}", f"data.manifest={manifest}",
-             f"policy.checkpoint={tmp_path / 'policy'}", "grpo.steps=1", "train.checkpoint_every=0"]
+             f"policy.checkpoint={tmp_path / 'policy'}", "grpo.steps=1", "train.checkpoint_every=0",
+             "learner.num_ranks=1", "rollout.num_workers=1"]
     submit = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", address,
               "--working-dir", str(REPO), "--", *entry]
     for _ in range(30):  # the dashboard's job agent comes up a little after `ray start` returns

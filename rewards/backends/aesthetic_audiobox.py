@@ -14,8 +14,6 @@ from common.types import Clip, Grade
 from rewards.base import Teacher, TeacherError, register_backend
 from rewards.formulas import aesthetic_reward
 from rewards.models.audio_prep import mono_at
-from rewards.models.audiobox_loading import AXES, SAMPLE_RATE, load_audiobox, predict_axes
-from rewards.models.checkpoint_files import require_path, resolve_device
 
 AXIS_SLACK = 1.0
 """How far outside the 1-10 scale an axis may land before the grade counts as broken: regression
@@ -47,6 +45,9 @@ class AudioboxTeacher(Teacher):
                     float(aesthetic_reward(10 + AXIS_SLACK, 10 + AXIS_SLACK, 1 - AXIS_SLACK, 10 + AXIS_SLACK)))
 
     def __init__(self, options: AudioboxOptions | None = None):
+        from rewards.models.audiobox_loading import load_audiobox
+        from rewards.models.checkpoint_files import require_path, resolve_device
+
         self.options = options or AudioboxOptions()
         owner = self.describe()
         path = require_path(self.options.checkpoint, owner, kind="any")
@@ -54,6 +55,8 @@ class AudioboxTeacher(Teacher):
         self.model = load_audiobox(path, device, owner)
 
     def grade(self, audio: Sequence[np.ndarray], sample_rate: int, clips: Sequence[Clip]) -> list[Grade]:
+        from rewards.models.audiobox_loading import AXES, SAMPLE_RATE, predict_axes
+
         owner = self.describe()
         if len(audio) != len(clips):
             raise TeacherError(f"{owner}: got {len(audio)} waveforms for {len(clips)} clips")

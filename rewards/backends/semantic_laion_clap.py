@@ -13,10 +13,8 @@ import numpy as np
 from common.types import Clip, Grade
 from rewards.base import Teacher, TeacherError, register_backend
 from rewards.models.audio_prep import crop_start, mono_at
-from rewards.models.checkpoint_files import require_path, resolve_device
 from rewards.models.cot_text import COT_TEXT_CHOICES, cot_text
 from rewards.models.embedding_math import paired_cosine
-from rewards.models.laion_clap_loading import embed_audio, embed_texts, load_laion_clap
 
 
 @dataclass
@@ -57,6 +55,9 @@ class LaionClapTeacher(Teacher):
     """Audio graded per clip: the first 10 s (shorter audio is repeat-padded by laion_clap)."""
 
     def __init__(self, options: LaionClapOptions | None = None):
+        from rewards.models.checkpoint_files import require_path, resolve_device
+        from rewards.models.laion_clap_loading import load_laion_clap
+
         self.options = options or LaionClapOptions()
         owner = self.describe()
         path = require_path(self.options.checkpoint, owner)
@@ -65,6 +66,8 @@ class LaionClapTeacher(Teacher):
                                     device, owner)
 
     def grade(self, audio: Sequence[np.ndarray], sample_rate: int, clips: Sequence[Clip]) -> list[Grade]:
+        from rewards.models.laion_clap_loading import embed_audio, embed_texts
+
         owner = self.describe()
         if len(audio) != len(clips):
             raise TeacherError(f"{owner}: got {len(audio)} waveforms for {len(clips)} clips")

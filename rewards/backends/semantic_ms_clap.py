@@ -17,7 +17,6 @@ import numpy as np
 from common.types import Clip, Grade
 from rewards.base import Teacher, TeacherError, register_backend
 from rewards.formulas import ms_clap_score
-from rewards.models.checkpoint_files import require_path, resolve_device
 from rewards.models.cot_text import COT_TEXT_CHOICES, cot_text
 from rewards.models.embedding_math import paired_cosine
 
@@ -74,6 +73,7 @@ class MsClapTeacher(Teacher):
     """Grades audio-text agreement with MS-CLAP 2023, scaled as in PrismAudio."""
 
     def __init__(self, options: MsClapOptions | None = None):
+        from rewards.models.checkpoint_files import require_path, resolve_device
         from rewards.models.ms_clap import CheckpointError, TokenizerFilesError, arch_from_options, load_ms_clap
 
         self.options = options or MsClapOptions()

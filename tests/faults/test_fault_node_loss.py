@@ -28,7 +28,7 @@ import ray
 from ray._private import state as ray_state
 from ray._private.internal_api import memory_summary
 from ray.cluster_utils import Cluster
-from ray.exceptions import RayActorError
+from ray.exceptions import ObjectLostError, RayActorError
 from ray.experimental import get_object_locations
 
 from actors.lost_objects import InputsLost
@@ -147,12 +147,49 @@ def two_nodes(tmp_path_factory):
         close()
 
 
-@ray.remote(num_cpus=0)
-class _Owner:
-    """Puts a waveform into its node's store and owns it; killed, the object is lost (OwnerDiedError)."""
+def _owner_class():
+    """An actor class whose actor puts a waveform into its node's store and owns it; killed, the object
+    is lost (OwnerDiedError). Made here, not at module level, so that Ray ships the class by value: its
+    worker imports numpy and ray, not this module (torch, the trainer: ~3 s of CPU)."""
 
-    def waveform(self, seconds: float) -> list:
-        return [ray.put(np.zeros((2, int(16000 * seconds)), np.float32))]
+    @ray.remote(num_cpus=0)
+    class Owner:
+        def waveform(self, seconds: float) -> list:
+            return [ray.put(np.zeros((2, int(16000 * seconds)), np.float32))]
+
+    return Owner
+
+
+def _until_dead(owner, timeout: float = 60.0) -> None:
+    """Return once a call on the killed `owner` fails because it is dead. ray.kill returns at once, and
+    a call that reaches the actor before the kill does still succeeds: ask until one fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ray.get(owner.waveform.remote(0.0), timeout=timeout)
+        except RayActorError:
+            return
+        assert time.monotonic() < deadline, f"the killed owner still answers after {timeout:.0f} s"
+        time.sleep(0.1)
+
+
+def _until_lost(ref, timeout: float = 60.0) -> None:
+    """Return once the object of `ref`, whose owner was killed, can no longer be read on the `edge` node.
+    It is freed a moment (~1-2 s) after its owner is known dead, not at once: until then a reward replica
+    that is up and idle when the sample arrives reads it and grades it."""
+
+    @ray.remote(num_cpus=0, resources={EDGE: 0.01})  # made here: Ray ships it by value, its worker stays light
+    def readable(refs: list) -> bool:
+        try:
+            ray.get(refs[0], timeout=10)
+            return True
+        except ObjectLostError:  # OwnerDiedError
+            return False
+
+    deadline = time.monotonic() + timeout
+    while ray.get(readable.remote([ref]), timeout=timeout):
+        assert time.monotonic() < deadline, f"the waveform of the killed owner is still readable after {timeout:.0f} s"
+        time.sleep(0.2)
 
 
 @pytest.mark.timeout(120)
@@ -160,11 +197,11 @@ def test_reward_pool_fails_a_batch_whose_waveforms_were_lost_without_restarting_
     trainer = two_nodes.trainer
     pool, clip = trainer.roles.pools["timing"], trainer.clip_refs[trainer.train_ids[0]]
     before = pool.stats()
-    owner = _Owner.options(resources={EDGE: 0.01}).remote()  # its object goes with the node in the next test
+    owner = _owner_class().options(resources={EDGE: 0.01}).remote()  # its object goes with the node in the next test
     (lost,) = ray.get(owner.waveform.remote(SECONDS))
     ray.kill(owner, no_restart=True)
-    with pytest.raises(RayActorError):  # dead for sure (ray.kill returns at once): its objects are freed
-        ray.get(owner.waveform.remote(SECONDS), timeout=60)
+    _until_dead(owner)  # dead for sure
+    _until_lost(lost)  # and its objects freed
     ticket = pool.submit(["lost#0"], [lost], [clip], 16000)
     with pytest.raises(InputsLost, match=r"pool 'timing' .*the inputs of samples \['lost#0'\] were lost"):
         pool.result(ticket, timeout=60)
