@@ -8,7 +8,7 @@ a bell and a drum differ in how large the coefficients of each band are, not in 
 flow-matching model regresses E[x0 | x_t, conditions]; at high noise that is about zero for every
 class, and the class can only enter as a class-dependent shrinkage of x_t, a second-order effect
 that a small model learns slowly. On the demo set the pretrained parametric_gated policy's sounds
-did not depend on the classes its plan names (README, issue 18: plan following +0.003 +- 0.057;
+did not depend on the classes its plan names (docs/learning/, issue 18: plan following +0.003 +- 0.057;
 65% of its segments graded as buzz, a noisy drone). Band energies make the timbre a first-order
 target, as the gate made silence one and ITD / ILD made the stereo image one.
 

@@ -101,14 +101,14 @@ class NFTConfig:
     (orchestrator/nft/optimality.py, `balanced_advantages`). Clipping trims one tail, so without this a
     group's sum of 2r - 1 is not 0 (the demo's averaged +0.0045 a sample) and every step also trains
     flow matching on the policy's own samples, whatever the rewards: in `demo_nft`'s in-group null
-    that push alone moved aesthetic by -0.009 (6 s.e.) on held-out clips (README, issue 18). Applies to
+    that push alone moved aesthetic by -0.009 (6 s.e.) on held-out clips (docs/learning/). Applies to
     the single advantage; set false with nft.teacher_channels, which it does not balance."""
     channels: str = "all"
     """Latent channels the objective trains, in `sampler.noise_channels`' syntax (`all`, `params`, `pca:K`,
     parameter channel names, comma-separated, `-NAME` to remove channels: `params,-ITD,-ILD`); the rest of the velocity gets no gradient from it. Each
     member's pull towards its own sample carries all of that sample's differences from its group, and
     the teachers read few of them: with the `parametric_envelope` latent they grade the 27 parameter
-    channels (ITD, ILD, 24 band energies, gate) and not the 101 source channels (README, issue 18)."""
+    channels (ITD, ILD, 24 band energies, gate) and not the 101 source channels (docs/learning/)."""
     time_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
     """[lo, hi] of the draws' times t (x_t = (1 - t) x0 + t noise, t = 1 is pure noise), 0 <= lo < hi <= 1.
     The `draws` times are stratified over it: draw j has t = lo + (hi - lo) (j + U_j) / draws."""
