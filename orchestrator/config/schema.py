@@ -257,6 +257,11 @@ class EvalConfig:
     """Samples generated per clip, each from its own noise; metrics average over all of them."""
     batch_size: int = 8
     """Clips generated per sampler call."""
+    change_scale: float = 1.0
+    """With `baseline`: evaluate baseline + change_scale x (checkpoint - baseline), weight by weight,
+    instead of the checkpoint (0 = the baseline, 1 = the checkpoint, -1 = the change reversed). A teacher
+    whose paired change scales with it responds linearly to the weights' change, and its paired s.e.
+    shrinks with it: see docs/learning/24-null-direction-not-size.md."""
 
 
 @dataclass

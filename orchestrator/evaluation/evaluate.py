@@ -1,4 +1,4 @@
-"""`prismrl eval CONFIG checkpoint=PATH [split=test] [baseline=PATH] [plans=dataset|planner|none|random|monolithic] [limit=N] [samples=N]`
+"""`prismrl eval CONFIG checkpoint=PATH [split=test] [baseline=PATH] [plans=dataset|planner|none|random|monolithic] [limit=N] [samples=N] [change_scale=S]`
 
 The paper's table for a policy checkpoint on a manifest split (short keys mean eval.<key>):
   semantic      mean reward of the semantic teacher (rewards.semantic backend)          higher is better
@@ -11,6 +11,8 @@ The paper's table for a policy checkpoint on a manifest split (short keys mean e
   reward/*      every teacher's mean reward and the weighted total (rewards.weights)
 Audio: guided Euler ODE (sampler.num_steps, sampler.guidance_scale) from a fixed noise per clip (eval.samples
 noises per clip, averaged), so a checkpoint and its baseline see the same noise and the same plans. Grading runs in-process (no Ray).
+change_scale=S (with a baseline) evaluates baseline + S x (checkpoint - baseline), weight by weight: how a
+change's effect grows with its size (0 = the baseline, -1 = the change reversed).
 Writes <run_dir>/eval.json, <run_dir>/eval.md and an MLflow run (metrics eval/<name>[/baseline]).
 The checkpoint is a policy directory: <train run_dir>/policy_ema, or a pretrained one.
 """
@@ -29,6 +31,7 @@ import torch
 from common.types import COT_MODULES, TEACHERS, Clip, Grade
 from orchestrator.config.argv import command_config, split_args, wants_help
 from orchestrator.config.schema import PrismConfig
+from orchestrator.evaluation.change_scale import scaled_change
 from orchestrator.evaluation.paired import paired_differences, paired_markdown
 from orchestrator.evaluation.fd_logmel import frechet_audio_distance
 from policies.base import Policy
@@ -37,7 +40,7 @@ from policies.rollout import sample_ode
 
 log = logging.getLogger("prismrl.eval")
 
-SHORT_KEYS = ("checkpoint", "split", "baseline", "plans", "limit", "samples", "batch_size")
+SHORT_KEYS = ("checkpoint", "split", "baseline", "plans", "limit", "samples", "batch_size", "change_scale")
 """`key=value` arguments of `prismrl eval` that mean eval.<key>."""
 HEADLINE = (("semantic", "Semantic ↑"), ("desync_s", "DeSync (s) ↓"), ("aesthetic", "Aesthetic ↑"),
             ("itd_error_ms", "ITD error (ms) ↓"), ("fd_logmel", "FD log-mel ↓"))
@@ -159,7 +162,9 @@ def markdown_table(columns: dict[str, dict[str, float]], info: dict[str, Any]) -
     per_clip = info.get("samples_per_clip", 1)
     samples = f", {per_clip} samples each" if per_clip > 1 else ""
     lines = [f"# Evaluation on `{info['split']}` ({info['clips']} clips{samples}, plans: {info['plans']})", ""]
-    lines += [f"- {n}: `{info['checkpoints'][n]}`" for n in names] + [""]
+    scale = info.get("change_scale", 1.0)
+    scaled = f" (its change from the baseline x {scale:g}: `eval.change_scale`)" if scale != 1.0 else ""
+    lines += [f"- {n}: `{info['checkpoints'][n]}`" + (scaled if n == "checkpoint" else "") for n in names] + [""]
     lines.append("| metric | " + " | ".join(names) + (" | Δ |" if len(names) == 2 else " |"))
     lines.append("|---" * (len(names) + 1 + (len(names) == 2)) + "|")
     for k in keys:
@@ -189,9 +194,15 @@ def run_eval(cfg: PrismConfig, clips: Sequence[Clip] | None = None, track: bool 
     checkpoints = {"checkpoint": cfg.eval.checkpoint or cfg.policy.checkpoint}
     if not checkpoints["checkpoint"]:
         raise ValueError("eval.checkpoint: no policy checkpoint given (checkpoint=PATH or policy.checkpoint)")
+    if cfg.eval.change_scale != 1.0 and not cfg.eval.baseline:
+        raise ValueError(f"eval.change_scale={cfg.eval.change_scale:g} scales a checkpoint's change from eval.baseline, "
+                         "and no baseline is given (baseline=PATH)")
     if cfg.eval.baseline:
         checkpoints["baseline"] = cfg.eval.baseline
     policies = {name: load_policy(path) for name, path in checkpoints.items()}
+    if cfg.eval.change_scale != 1.0:
+        scaled = scaled_change(policies["baseline"].state_dict(), policies["checkpoint"].state_dict(), cfg.eval.change_scale)
+        policies["checkpoint"].load_state_dict(scaled)
     durations = {p.cfg.duration_s for p in policies.values()}
     if len(durations) > 1:
         raise ValueError(f"eval: checkpoint and baseline generate different durations {sorted(durations)} s")
@@ -204,7 +215,7 @@ def run_eval(cfg: PrismConfig, clips: Sequence[Clip] | None = None, track: bool 
         columns[name], per_clip[name] = evaluate_policy(policy, clips, plans, cfg, teachers)
         log.info("%s: %s", name, " ".join(f"{k}={v:.4f}" for k, v in columns[name].items()))
     info = {"split": cfg.eval.split, "clips": len(clips), "samples_per_clip": max(1, cfg.eval.samples),
-            "plans": cfg.eval.plans, "checkpoints": checkpoints}
+            "plans": cfg.eval.plans, "checkpoints": checkpoints, "change_scale": cfg.eval.change_scale}
     result = {**info, "metrics": columns, "plans_used": [{"clip_id": c.clip_id, **p} for c, p in zip(clips, plans)],
               "per_clip": per_clip}
     if "baseline" in per_clip:
